@@ -1,0 +1,3 @@
+"""Kubenova: a multi-tenant application platform for Kubernetes."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,154 @@
+"""`python -m kubenova_operator` / `kubenova-operator`: run the operator.
+
+kopf runs cluster-wide with deliberate settings (below), inside a Lease-based leader
+election so that a second replica waits instead of double-writing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+import kopf
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.leaderelection import electionconfig, leaderelection
+from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
+
+from . import __version__, controllers
+from .config import Settings, get_settings
+from .controllers.children import CHILD_RESOURCES
+from .controllers.context import Context, ctx, set_context
+from .controllers.queue import TenantQueue
+from .controllers.tenant import reconcile_tenant
+from .kube.client import Kube
+from .observability.logs import configure_logging
+from .observability.metrics import LEADER, serve_metrics
+from .observability.tracing import configure_tracing
+from .resources.labels import MANAGED_SELECTOR
+
+logger = logging.getLogger("kubenova_operator")
+assert controllers  # imported for its side effect: registering the handlers
+
+
+@kopf.on.login()
+async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster credentials, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        return kopf.login_with_service_account(**kwargs)
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    own = get_settings()
+    # Progress and the last-handled spec go to annotations under our own prefix, so
+    # nothing kopf-specific lands in status (the CRD schemas would prune it).
+    settings.persistence.finalizer = "kubenova.io/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix="kubenova.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="kubenova.io", key="last-handled-configuration")
+    # Leader election is ours (a Lease); kopf's peering objects are not needed.
+    settings.peering.standalone = True
+    settings.peering.mandatory = False
+    # Long watches, renewed before API servers or load balancers cut them.
+    settings.watching.server_timeout = 290
+    settings.watching.client_timeout = 300
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 30
+    # Events: only what handlers say on purpose (controllers/events.py) and warnings.
+    settings.posting.level = logging.WARNING
+    settings.batching.worker_limit = own.workers
+    settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
+    # Kubenova's children only: the API server filters, the operator holds only ours.
+    for group, _version, plural in CHILD_RESOURCES:
+        settings.watching.label_selectors[group or "v1", plural] = MANAGED_SELECTOR
+    kube = await Kube.connect()
+    set_context(Context(kube=kube, settings=own, queue=TenantQueue(reconcile_tenant)))
+    logger.info("kubenova-operator %s started against %s", __version__, kube.host)
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    await ctx().kube.close()
+    set_context(None)
+
+
+@kopf.on.probe(id="kubenova")
+async def probe(**_: Any) -> str:
+    return __version__
+
+
+async def run_operator(settings: Settings, stop: asyncio.Event) -> None:
+    await kopf.operator(
+        clusterwide=True,
+        liveness_endpoint=f"http://{settings.bind_address}:{settings.health_port}/healthz",
+        stop_flag=stop,
+    )
+
+
+async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> None:
+    """Run kopf only while holding the Lease; exit when it is lost, as
+    controller-runtime does, so the replacement starts clean."""
+    configuration = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration)
+    else:
+        await config.load_kube_config(client_configuration=configuration)
+    async with client.ApiClient(configuration) as api:
+        lock = LeaseLock(settings.lease_name, settings.namespace, settings.pod_name, api)
+        lost = asyncio.Event()
+
+        async def lead() -> None:
+            LEADER.set(1)
+            logger.info("acquired leader lease %s/%s", settings.namespace, settings.lease_name)
+            await run_operator(settings, stop)
+            lost.set()
+
+        async def stopped() -> None:
+            LEADER.set(0)
+            lost.set()
+
+        election = leaderelection.LeaderElection(electionconfig.Config(
+            lock, lease_duration=15, renew_deadline=10, retry_period=2,
+            onstarted_leading=lead, onstopped_leading=stopped,
+        ))
+        task = asyncio.create_task(election.run())
+        stopping = asyncio.create_task(stop.wait())
+        lost_wait = asyncio.create_task(lost.wait())
+        await asyncio.wait({task, stopping, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            logger.error("lost the leader lease; exiting so a fresh process takes over")
+            stop.set()
+            await asyncio.sleep(0)
+            sys.exit(1)
+        task.cancel()
+
+
+async def amain() -> None:
+    settings = get_settings()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    serve_metrics(settings.metrics_port, settings.bind_address)
+    if settings.leader_election:
+        await run_with_leader_election(settings, stop)
+    else:
+        await run_operator(settings, stop)
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    configure_tracing()
+    asyncio.run(amain())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Operator settings, from environment variables (KUBENOVA_*)."""
+
+from __future__ import annotations
+
+import socket
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KUBENOVA_", extra="ignore")
+
+    namespace: str = Field(
+        default="kubenova-system",
+        description="Where the operator runs: its Lease and Events about itself live here.",
+    )
+    pod_name: str = Field(default_factory=socket.gethostname)
+    metrics_port: int = 8080
+    health_port: int = 8081
+    bind_address: str = "0.0.0.0"
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+    leader_election: bool = True
+    lease_name: str = "kubenova-operator"
+    workers: int = Field(default=20, ge=1, description="Objects reconciled concurrently.")
+    resync_seconds: float = Field(
+        default=60.0, gt=0, description="How often each parent re-checks its children."
+    )
+    capsule_proxy_url: str | None = Field(
+        default=None, description="The cluster-default capsule-proxy URL for kubeconfigs."
+    )
+    capsule_proxy_ca_secret: str | None = Field(
+        default=None, description="namespace/name of a Secret whose ca.crt is the proxy CA."
+    )
+    api_server_url: str | None = Field(
+        default=None,
+        description="The API server URL put in kubeconfigs when no proxy is in use; "
+        "defaults to the one the operator talks to.",
+    )
+    system_owner_groups: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["kubenova:admins", "kubenova:ops"]
+    )
+
+    @field_validator("system_owner_groups", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

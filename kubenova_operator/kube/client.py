@@ -1,0 +1,153 @@
+"""The operator's connection to the API server (kubernetes-asyncio's dynamic client).
+
+Discovery is what lets Kubenova notice Capsule or KubeVela being installed while it
+runs: an unknown kind triggers one re-discovery (rate-limited), never a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.dynamic import DynamicClient
+from kubernetes_asyncio.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+from kubernetes_asyncio.dynamic.resource import Resource
+
+from ..resources.labels import FIELD_MANAGER
+
+REDISCOVERY_INTERVAL = 10.0
+
+
+class Kube:
+    """A thin, typed face over the dynamic client for what controllers need."""
+
+    def __init__(self, api: client.ApiClient, dynamic: DynamicClient) -> None:
+        self.api = api
+        self.dynamic = dynamic
+        self._last_rediscovery = 0.0
+
+    @classmethod
+    async def connect(cls) -> Kube:
+        configuration = client.Configuration()
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+            config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration)
+        else:
+            await config.load_kube_config(client_configuration=configuration)
+        api = client.ApiClient(configuration)
+        # A private discovery cache: the default is shared by every process of the
+        # machine that talks to the same URL.
+        cache = os.path.join(tempfile.mkdtemp(prefix="kubenova-discovery-"), "cache.json")
+        dynamic = await DynamicClient(api, cache_file=cache)
+        return cls(api, dynamic)
+
+    @property
+    def host(self) -> str:
+        return str(self.api.configuration.host)
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def resource(self, api_version: str, kind: str) -> Resource:
+        try:
+            return await self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            if time.monotonic() - self._last_rediscovery < REDISCOVERY_INTERVAL:
+                raise
+            self._last_rediscovery = time.monotonic()
+            await self.dynamic.resources.invalidate_cache()
+            return await self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    async def has_kind(self, api_version: str, kind: str) -> bool:
+        try:
+            await self.resource(api_version, kind)
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply under the `kubenova` field manager.
+
+        force=True: Kubenova is the authority for the fields it sets (that is what
+        healing means); fields it does not set stay with whoever set them.
+        """
+        res = await self.resource(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        result = await self.dynamic.server_side_apply(
+            res,
+            body=obj,
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        return dict(result.to_dict())
+
+    async def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        res = await self.resource(api_version, kind)
+        try:
+            found = await self.dynamic.get(res, name=name, namespace=namespace)
+        except NotFoundError:
+            return None
+        return dict(found.to_dict())
+
+    async def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        res = await self.resource(api_version, kind)
+        found = await self.dynamic.get(res, namespace=namespace, label_selector=label_selector)
+        return [dict(item) for item in found.to_dict().get("items", [])]
+
+    async def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> bool:
+        """Delete (background propagation); False when it was already gone."""
+        res = await self.resource(api_version, kind)
+        try:
+            await self.dynamic.delete(
+                res, name=name, namespace=namespace,
+                body={"propagationPolicy": "Background"},
+            )
+        except NotFoundError:
+            return False
+        return True
+
+    async def merge_patch(
+        self, api_version: str, kind: str, name: str, namespace: str | None,
+        patch: dict[str, Any],
+    ) -> dict[str, Any]:
+        res = await self.resource(api_version, kind)
+        result = await self.dynamic.patch(
+            res, body=patch, name=name, namespace=namespace,
+            content_type="application/merge-patch+json",
+        )
+        return dict(result.to_dict())
+
+    async def patch_status(
+        self, api_version: str, kind: str, name: str, namespace: str | None,
+        status: dict[str, Any],
+    ) -> None:
+        """A merge patch of the status subresource. Conditions are a list and replaced
+        whole, which is what we want: the caller computed the complete list."""
+        res = await self.resource(api_version, kind)
+        await self.dynamic.patch(
+            res.subresources["status"],
+            body={"status": status},
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+        )
+
+
+def is_conflict_or_gone(exc: BaseException) -> bool:
+    return isinstance(exc, ApiException) and exc.status in (404, 409, 410)

@@ -1,0 +1,97 @@
+"""An in-memory copy of the objects Kubenova manages, fed by kopf's watches.
+
+Reconciles compare desired state with this copy instead of GETting each child, so a
+periodic re-check of every tenant costs no API calls, and a steady state writes
+nothing. It is the Python counterpart of controller-runtime's informer cache.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from ..resources import labels as L
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+
+# What of a child is kept: enough to compare and to report, not managedFields.
+_KEEP_META = ("name", "namespace", "labels", "annotations", "uid", "deletionTimestamp",
+              "resourceVersion", "creationTimestamp", "generation")
+
+
+def _trim(body: dict[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata", {})
+    out = {k: copy.deepcopy(v) for k, v in body.items() if k not in ("metadata",)}
+    out["metadata"] = {k: copy.deepcopy(meta[k]) for k in _KEEP_META if k in meta}
+    return out
+
+
+def _older(new: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether `new` is an older version of the same object than `current`.
+
+    resourceVersions are opaque, but the API server's are etcd revisions: integers that
+    grow. Anything else compares as "not older".
+    """
+    if new["metadata"].get("uid") != current["metadata"].get("uid"):
+        return False
+    try:
+        return int(new["metadata"]["resourceVersion"]) < int(
+            current["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+class Store:
+    def __init__(self) -> None:
+        self._objects: dict[Key, dict[str, Any]] = {}
+        self._by_tenant: dict[str, set[Key]] = defaultdict(set)
+
+    def upsert(self, body: dict[str, Any]) -> None:
+        """Record an object as seen by a watch event or returned by a write.
+
+        The applier records what the API server returned right away, so the next pass
+        does not mistake a watch event still in flight for drift; an older version
+        arriving later must then not overwrite it.
+        """
+        obj = _trim(body)
+        key = (obj["kind"], obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
+        current = self._objects.get(key)
+        if current is not None and _older(obj, current):
+            return
+        self.remove(key)
+        self._objects[key] = obj
+        tenant = obj["metadata"].get("labels", {}).get(L.TENANT)
+        if tenant:
+            self._by_tenant[tenant].add(key)
+
+    def remove(self, key: Key) -> None:
+        old = self._objects.pop(key, None)
+        if old is not None:
+            tenant = old["metadata"].get("labels", {}).get(L.TENANT)
+            if tenant:
+                self._by_tenant[tenant].discard(key)
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        return self._objects.get(key)
+
+    def of_tenant(self, tenant: str) -> Iterator[tuple[Key, dict[str, Any]]]:
+        for key in sorted(self._by_tenant.get(tenant, ())):
+            yield key, self._objects[key]
+
+    def of_kind(self, kind: str) -> Iterator[dict[str, Any]]:
+        for key, obj in self._objects.items():
+            if key[0] == kind:
+                yield obj
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+
+# Kubenova's own kinds (Tenants, Projects) and the children it manages, keyed apart.
+parents = Store()
+children = Store()
+# Every namespace of the cluster -> (tenant, project) labels Kubenova put on it, or
+# (None, None): to refuse a Project whose namespace someone else already has.
+namespace_owners: dict[str, tuple[str | None, str | None]] = {}

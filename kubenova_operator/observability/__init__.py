@@ -1,0 +1,1 @@
+"""Metrics, traces, logs: what an operator of Kubenova watches it by."""

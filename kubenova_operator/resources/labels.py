@@ -1,0 +1,42 @@
+"""The labels and names every Kubenova-made object carries."""
+
+from __future__ import annotations
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "kubenova"
+FIELD_MANAGER = "kubenova"
+TENANT = "kubenova.io/tenant"
+PROJECT = "kubenova.io/project"
+ENVIRONMENT = "kubenova.io/environment"
+PLAN = "kubenova.io/plan"
+# What a namespace is for: owner (Kubenova objects), apps (the tenant's own
+# workloads) or project.
+NAMESPACE_ROLE = "kubenova.io/namespace-role"
+CAPSULE_TENANT = "capsule.clastix.io/tenant"
+
+MANAGED_SELECTOR = f"{MANAGED_BY}={MANAGER}"
+
+# ClusterRoles shipped in manifests/rbac/roles.yaml and bound per namespace.
+ROLE_TENANT_OWNER = "kubenova:tenant-owner"
+ROLE_APP_USER = "kubenova:app-user"
+ROLE_READONLY = "kubenova:readonly"
+
+OWNER_SA = "kubenova-owner"
+READONLY_SA = "kubenova-readonly"
+
+
+def deployer_sa(project: str) -> str:
+    """The per-project ServiceAccount app-user kubeconfigs are issued for (it lives in
+    the tenant's owner namespace, next to the Project)."""
+    return f"{project}-deployer"
+
+
+def managed_labels(
+    tenant: str, project: str | None = None, environment: str | None = None
+) -> dict[str, str]:
+    labels = {MANAGED_BY: MANAGER, TENANT: tenant}
+    if project:
+        labels[PROJECT] = project
+    if environment:
+        labels[ENVIRONMENT] = environment
+    return labels

@@ -1,0 +1,72 @@
+"""Everything a Project is made of, as a pure function of its spec and its tenant's."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ..api.project import ProjectSpec, project_namespaces
+from ..api.tenant import TenantSpec, owner_namespace
+from . import labels as L
+from .namespaces import namespace
+from .quantity import sum_resources
+from .rbac import role_binding, sa_subject, service_account, subjects
+from .tenant import guardrails, owner_subjects, readonly_subjects
+
+
+def environment_quotas(project: str, tenant: str, spec: ProjectSpec) -> list[
+    tuple[str, str | None, dict[str, str | int]]
+]:
+    """(namespace, environment, quota hard) for each of the project's namespaces."""
+    names = project_namespaces(tenant, project, spec)
+    if not spec.environments:
+        return [(names[0], None, dict(spec.budget.hard))]
+    return [
+        (ns, env.name, dict(env.hard if env.hard is not None else spec.budget.hard))
+        for ns, env in zip(names, spec.environments, strict=True)
+    ]
+
+
+def project_claim(project: str, tenant: str, spec: ProjectSpec) -> dict[str, Decimal]:
+    """What the project takes from its tenant's budget: the sum of its quotas."""
+    return sum_resources(hard for _, _, hard in environment_quotas(project, tenant, spec))
+
+
+def project_children(
+    project: str, tenant: str, tenant_spec: TenantSpec, spec: ProjectSpec
+) -> list[dict[str, Any]]:
+    owner_ns = owner_namespace(tenant)
+    deployer = L.deployer_sa(project)
+    owners = owner_subjects(tenant, tenant_spec)
+    readers = [*readonly_subjects(tenant, tenant_spec), *subjects(spec.viewers)]
+    app_users = [sa_subject(deployer, owner_ns), *subjects(spec.developers)]
+    out: list[dict[str, Any]] = [
+        service_account(deployer, owner_ns, tenant=tenant, project=project)
+    ]
+    for ns, env, hard in environment_quotas(project, tenant, spec):
+        out.append(
+            namespace(
+                ns,
+                tenant=tenant,
+                tenant_spec=tenant_spec,
+                role="project",
+                project=project,
+                environment=env,
+                extra_labels=spec.namespace_metadata.labels,
+                extra_annotations=spec.namespace_metadata.annotations,
+            )
+        )
+        out.extend(
+            guardrails(ns, tenant=tenant, spec=tenant_spec, hard=hard, project=project,
+                       environment=env)
+        )
+        for role, members in (
+            (L.ROLE_TENANT_OWNER, owners),
+            (L.ROLE_READONLY, readers),
+            (L.ROLE_APP_USER, app_users),
+        ):
+            out.append(
+                role_binding(role, ns, members, tenant=tenant, project=project,
+                             environment=env)
+            )
+    return out

@@ -1,0 +1,76 @@
+"""ServiceAccounts and RoleBindings: who may do what in a tenant's namespaces.
+
+The permissions themselves are ClusterRoles shipped in manifests/rbac/roles.yaml; here
+they are bound, namespace by namespace, to the tenant's and project's subjects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..api.common import Subject
+from . import labels as L
+
+
+def service_account(
+    name: str, namespace: str, *, tenant: str, project: str | None = None
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": L.managed_labels(tenant, project),
+        },
+        # Kubeconfigs use short-lived TokenRequest tokens; nothing mounts this one.
+        "automountServiceAccountToken": False,
+    }
+
+
+def sa_subject(name: str, namespace: str) -> dict[str, str]:
+    return {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+
+
+def _dedupe(subjects: Iterable[dict[str, str]]) -> list[dict[str, str]]:
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    out = []
+    for subject in subjects:
+        key = tuple(sorted(subject.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append(subject)
+    return out
+
+
+def role_binding(
+    cluster_role: str,
+    namespace: str,
+    subjects: Iterable[dict[str, str]],
+    *,
+    tenant: str,
+    project: str | None = None,
+    environment: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {
+            # The ClusterRole's name ("kubenova:tenant-owner") is a valid RoleBinding
+            # name, and one look tells what the binding grants.
+            "name": cluster_role,
+            "namespace": namespace,
+            "labels": L.managed_labels(tenant, project, environment),
+        },
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": cluster_role,
+        },
+        "subjects": _dedupe(subjects),
+    }
+
+
+def subjects(items: Iterable[Subject]) -> list[dict[str, str]]:
+    return [subject.rbac() for subject in items]

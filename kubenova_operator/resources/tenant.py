@@ -1,0 +1,81 @@
+"""Everything a Tenant is made of, as a pure function of its spec."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from ..api.tenant import TenantSpec, apps_namespace, owner_namespace
+from . import labels as L
+from .namespaces import namespace
+from .network_policies import network_policies
+from .quantity import format_quantity, parse_quantity
+from .quota import OWNER_NAMESPACE_HARD, limit_range, resource_quota
+from .rbac import role_binding, sa_subject, service_account, subjects
+
+
+def owner_subjects(tenant: str, spec: TenantSpec) -> list[dict[str, str]]:
+    return [sa_subject(L.OWNER_SA, owner_namespace(tenant)), *subjects(spec.owners)]
+
+
+def readonly_subjects(tenant: str, spec: TenantSpec) -> list[dict[str, str]]:
+    return [sa_subject(L.READONLY_SA, owner_namespace(tenant)), *subjects(spec.viewers)]
+
+
+def guardrails(
+    ns: str,
+    *,
+    tenant: str,
+    spec: TenantSpec,
+    hard: Mapping[str, str | int],
+    project: str | None = None,
+    environment: str | None = None,
+) -> list[dict[str, Any]]:
+    """What every tenant namespace gets: quota, container defaults, network policy."""
+    out: list[dict[str, Any]] = []
+    if hard:
+        out.append(
+            resource_quota(ns, hard, tenant=tenant, project=project, environment=environment)
+        )
+    out.append(
+        limit_range(ns, spec.limits, tenant=tenant, project=project, environment=environment)
+    )
+    out.extend(
+        network_policies(
+            ns, spec.network_isolation, tenant=tenant, project=project, environment=environment
+        )
+    )
+    return out
+
+
+def apps_quota(spec: TenantSpec, claimed: Mapping[str, Decimal]) -> dict[str, str]:
+    """The tenant's apps namespace gets what its Projects leave of the budget (never
+    below zero: an over-committed budget is reported, not enforced by deleting)."""
+    hard: dict[str, str] = {}
+    for key, limit in spec.budget.hard.items():
+        left = parse_quantity(limit) - claimed.get(key, Decimal(0))
+        hard[key] = format_quantity(max(left, Decimal(0)))
+    return hard
+
+
+def tenant_children(
+    tenant: str, spec: TenantSpec, claimed: Mapping[str, Decimal]
+) -> list[dict[str, Any]]:
+    """The desired children of a Tenant (its own two namespaces; Projects build theirs).
+
+    `claimed` is what the tenant's admitted Projects hold of its budget.
+    """
+    owner_ns, apps_ns = owner_namespace(tenant), apps_namespace(tenant)
+    owners, readers = owner_subjects(tenant, spec), readonly_subjects(tenant, spec)
+    out: list[dict[str, Any]] = [
+        namespace(owner_ns, tenant=tenant, tenant_spec=spec, role="owner"),
+        namespace(apps_ns, tenant=tenant, tenant_spec=spec, role="apps"),
+        service_account(L.OWNER_SA, owner_ns, tenant=tenant),
+        service_account(L.READONLY_SA, owner_ns, tenant=tenant),
+    ]
+    for ns, hard in ((owner_ns, OWNER_NAMESPACE_HARD), (apps_ns, apps_quota(spec, claimed))):
+        out.extend(guardrails(ns, tenant=tenant, spec=spec, hard=hard))
+        out.append(role_binding(L.ROLE_TENANT_OWNER, ns, owners, tenant=tenant))
+        out.append(role_binding(L.ROLE_READONLY, ns, readers, tenant=tenant))
+    return out

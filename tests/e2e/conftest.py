@@ -1,0 +1,89 @@
+"""One real control plane and one operator for the whole e2e session.
+
+The control plane is built from the official Go modules (e2e/controlplane) and started
+on loopback by kubenova_e2e; with KUBENOVA_KUBECONFIG set, an existing cluster (kind,
+k3d, a real one) is used instead. CRDs go in before the controller-manager starts (its
+garbage collector only rescans API groups every ~30 s).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from kubenova_e2e.build import controlplane_binary
+from kubenova_e2e.controlplane import ExistingCluster, LocalControlPlane, cluster_from_env
+from kubernetes_asyncio import client
+
+from .harness import REPO, Cluster, OperatorProcess, api_client, eventually
+
+pytestmark = pytest.mark.e2e
+
+
+def install_platform(cluster: Cluster) -> None:
+    """What `kubectl apply -k manifests/` installs, minus the Deployment: CRDs, the
+    product roles, the operator's namespace. The operator runs as a local process."""
+    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "manifests/rbac/roles.yaml"))
+    cluster.kubectl("create", "namespace", "kubenova-system", check=False)
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/tenants.kubenova.io", "crd/projects.kubenova.io")
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[LocalControlPlane | ExistingCluster]:
+    plane = cluster_from_env()
+    if isinstance(plane, LocalControlPlane):
+        plane.start(controllers=False)
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(control_plane: LocalControlPlane | ExistingCluster) -> Cluster:
+    binary = controlplane_binary()
+    c = Cluster(kubeconfig=control_plane.kubeconfig, kubectl_binary=[str(binary), "kubectl"])
+    install_platform(c)
+    if isinstance(control_plane, LocalControlPlane):
+        control_plane.start_controllers()
+    return c
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="kubenova-e2e-"))
+
+
+@pytest.fixture(scope="session")
+async def operator(cluster: Cluster, workdir: Path) -> AsyncIterator[OperatorProcess]:
+    op = OperatorProcess(cluster.kubeconfig, workdir)
+    op.start()
+
+    async def healthy() -> bool:
+        assert op.alive(), f"operator exited:\n{op.tail()}"
+        return op.healthy()
+
+    await eventually(healthy, timeout=60, what="operator /healthz")
+    yield op
+    op.stop()
+
+
+@pytest.fixture(scope="session")
+async def api(cluster: Cluster) -> AsyncIterator[client.ApiClient]:
+    api = await api_client(cluster.kubeconfig)
+    yield api
+    await api.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On a failing e2e test, attach the operator's last log lines to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "operator" in getattr(item, "funcargs", {}):
+        op = item.funcargs["operator"]
+        report.sections.append(("operator log (tail)", op.tail(80)))

@@ -1,0 +1,249 @@
+"""What e2e tests use to talk to the real API server: clients, waits, kubectl.
+
+Waits are watches or polls with a deadline, never fixed sleeps: a test takes as long as
+the behaviour takes, and fails with what it last saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+GROUP, VERSION = "kubenova.io", "v1alpha1"
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Cluster:
+    kubeconfig: Path
+    kubectl_binary: list[str]
+
+    def kubectl(self, *args: str, check: bool = True,
+                input: str | None = None) -> subprocess.CompletedProcess[str]:
+        cmd = [*self.kubectl_binary, f"--kubeconfig={self.kubeconfig}"]
+        result = subprocess.run([*cmd, *args], capture_output=True, text=True, input=input,
+                                timeout=120, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def token_kubectl(self, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """kubectl with only a bearer token (no admin certificate)."""
+        server = self.server()
+        ca = self.ca_file()
+        return subprocess.run(
+            [*self.kubectl_binary, f"--server={server}", f"--certificate-authority={ca}",
+             f"--token={token}", "--kubeconfig=/dev/null", *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
+    def server(self) -> str:
+        cfg = yaml.safe_load(self.kubeconfig.read_text())
+        return str(cfg["clusters"][0]["cluster"]["server"])
+
+    def ca_file(self) -> Path:
+        path = self.kubeconfig.parent / "kubeconfig-ca.crt"
+        if not path.exists():
+            cfg = yaml.safe_load(self.kubeconfig.read_text())
+            path.write_bytes(base64.b64decode(
+                cfg["clusters"][0]["cluster"]["certificate-authority-data"]))
+        return path
+
+    def apply(self, manifest: dict[str, Any] | str) -> None:
+        text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
+        self.kubectl("apply", "--server-side", "--field-manager=e2e", "-f", "-", input=text)
+
+    def create_token(self, sa: str, namespace: str, seconds: int = 600) -> str:
+        out = self.kubectl("create", "token", sa, "-n", namespace, f"--duration={seconds}s")
+        return out.stdout.strip()
+
+
+async def api_client(kubeconfig: Path) -> client.ApiClient:
+    configuration = client.Configuration()
+    await config.load_kube_config(config_file=str(kubeconfig),
+                                  client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 30.0,
+                     interval: float = 0.2, what: str = "condition") -> T:
+    """Poll `probe` until it returns a truthy value or raises nothing falsy, with a
+    deadline; fail with the last value or error seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = await probe()
+            if last:
+                return last
+        except (AssertionError, ApiException) as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        await asyncio.sleep(interval)
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return None
+
+
+async def watch_until(
+    api: client.ApiClient, plural: str, name: str, predicate: Callable[[dict[str, Any]], bool],
+    *, namespace: str | None = None, timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Watch one kubenova.io object until `predicate(obj)` holds (checked on the current
+    state first, then on every change)."""
+    custom = client.CustomObjectsApi(api)
+    last: dict[str, Any] | None = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if namespace:
+            listing = await custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, field_selector=f"metadata.name={name}")
+        else:
+            listing = await custom.list_cluster_custom_object(
+                GROUP, VERSION, plural, field_selector=f"metadata.name={name}")
+        for item in listing["items"]:
+            last = item
+            if predicate(item):
+                return dict(item)
+        rv = listing["metadata"]["resourceVersion"]
+        stream = watch.Watch()
+        remaining = max(1, int(deadline - time.monotonic()))
+        kwargs: dict[str, Any] = {"field_selector": f"metadata.name={name}",
+                                  "resource_version": rv, "timeout_seconds": remaining}
+        func = (custom.list_namespaced_custom_object if namespace
+                else custom.list_cluster_custom_object)
+        args = (GROUP, VERSION, namespace, plural) if namespace else (GROUP, VERSION, plural)
+        try:
+            async with stream.stream(func, *args, **kwargs) as events:
+                async for event in events:
+                    obj = event["object"]
+                    last = obj
+                    if event["type"] != "DELETED" and predicate(obj):
+                        return dict(obj)
+        except ApiException as exc:
+            if exc.status != 410:
+                raise
+    raise AssertionError(f"{plural}/{name}: timed out after {timeout}s; last seen: "
+                         f"{json.dumps((last or {}).get('status'), default=str)[:2000]}")
+
+
+def ready_at_generation(obj: dict[str, Any]) -> bool:
+    cond = condition(obj, "Ready")
+    return bool(cond and cond["status"] == "True"
+                and cond.get("observedGeneration") == obj["metadata"]["generation"]
+                and obj.get("status", {}).get("observedGeneration")
+                == obj["metadata"]["generation"])
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+class OperatorProcess:
+    """The operator as it runs in production: its own process, its own settings."""
+
+    def __init__(self, kubeconfig: Path, workdir: Path, **env: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = workdir / "operator.log"
+        self.metrics_port = free_port()
+        self.health_port = free_port()
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "KUBENOVA_LOG_FORMAT": "text",
+            "KUBENOVA_LOG_LEVEL": "INFO",
+            "KUBENOVA_METRICS_PORT": str(self.metrics_port),
+            "KUBENOVA_HEALTH_PORT": str(self.health_port),
+            "KUBENOVA_BIND_ADDRESS": "127.0.0.1",
+            "KUBENOVA_RESYNC_SECONDS": "5",
+            "KUBENOVA_POD_NAME": "e2e-operator",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        logfile = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kubenova_operator"], env=self.env, stdout=logfile,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        logfile.close()
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=5) as response:
+            return str(response.read().decode())
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz",
+                                        timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def tail(self, lines: int = 60) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        series, _, value = line.rpartition(" ")
+        if series == name and not want:
+            return float(value)
+        if "{" in series and series.split("{", 1)[0] == name:
+            got = dict(part.split("=", 1) for part in series.split("{", 1)[1].rstrip("}").split(",")
+                       if part)
+            if all(got.get(k) == f'"{v}"' for k, v in labels.items()):
+                total += float(value)
+    return total

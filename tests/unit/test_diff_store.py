@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Any
+
+from kubenova_operator.kube.diff import differences
+from kubenova_operator.kube.store import Store
+
+
+def test_only_desired_fields_count() -> None:
+    desired = {"metadata": {"labels": {"a": "1"}}, "spec": {"hard": {"cpu": "1000m"}}}
+    observed: dict[str, Any] = {"metadata": {"labels": {"a": "1", "other": "x"}, "uid": "u"},
+                "spec": {"hard": {"cpu": "1"}}, "status": {"used": {}}}
+    assert differences(desired, observed) == []
+    observed["metadata"]["labels"]["a"] = "2"
+    assert differences(desired, observed) == ["metadata.labels.a"]
+    assert differences({"subjects": [{"name": "a"}]}, {"subjects": []}) == ["subjects"]
+    assert differences({"spec": {"podSelector": {}}}, {"spec": {}}) == []
+
+
+def _obj(rv: str, label: str = "x", uid: str = "u1") -> dict[str, object]:
+    return {"kind": "ConfigMap", "metadata": {"name": "n", "namespace": "ns", "uid": uid,
+            "resourceVersion": rv, "labels": {"kubenova.io/tenant": label}}}
+
+
+def test_store_ignores_stale_versions_and_indexes_by_tenant() -> None:
+    store = Store()
+    store.upsert(_obj("10"))
+    store.upsert(_obj("9", label="stale"))
+    kept = store.get(("ConfigMap", "ns", "n"))
+    assert kept is not None and kept["metadata"]["resourceVersion"] == "10"
+    store.upsert(_obj("5", label="y", uid="u2"))  # recreated object: new uid wins
+    assert [k for k, _ in store.of_tenant("y")] == [("ConfigMap", "ns", "n")]
+    assert list(store.of_tenant("x")) == []
+    store.remove(("ConfigMap", "ns", "n"))
+    assert len(store) == 0
