@@ -48,10 +48,10 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Progress and the last-handled spec go to annotations under our own prefix, so
     # nothing kopf-specific lands in status (the CRD schemas would prune it).
     settings.persistence.finalizer = "kubenova.io/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix="kubenova.io")
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubenova.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="kubenova.io", key="last-handled-configuration")
+        prefix="kubenova.io", key="last-handled-configuration"
+    )
     # Leader election is ours (a Lease); kopf's peering objects are not needed.
     settings.peering.standalone = True
     settings.peering.mandatory = False
@@ -97,7 +97,8 @@ async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> N
     configuration = client.Configuration()
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
         config.load_incluster_config(  # type: ignore[no-untyped-call]
-            client_configuration=configuration)
+            client_configuration=configuration
+        )
     else:
         await config.load_kube_config(client_configuration=configuration)
     async with client.ApiClient(configuration) as api:
@@ -114,10 +115,16 @@ async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> N
             LEADER.set(0)
             lost.set()
 
-        election = leaderelection.LeaderElection(electionconfig.Config(
-            lock, lease_duration=15, renew_deadline=10, retry_period=2,
-            onstarted_leading=lead, onstopped_leading=stopped,
-        ))
+        election = leaderelection.LeaderElection(
+            electionconfig.Config(
+                lock,
+                lease_duration=15,
+                renew_deadline=10,
+                retry_period=2,
+                onstarted_leading=lead,
+                onstopped_leading=stopped,
+            )
+        )
         task = asyncio.create_task(election.run())
         stopping = asyncio.create_task(stop.wait())
         lost_wait = asyncio.create_task(lost.wait())

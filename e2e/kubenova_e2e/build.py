@@ -35,17 +35,21 @@ def source_key(module_dir: Path) -> str:
 def _version_ldflags(module_dir: Path) -> list[str]:
     """Stamp the Kubernetes version the module pins into the binaries, as the upstream
     release build does, so `kubectl version` and clients see v1.34.x, not v0.0.0."""
-    match = re.search(r"^\s*k8s\.io/kubernetes v(\d+)\.(\d+)\.(\S+)",
-                      (module_dir / "go.mod").read_text(), re.M)
+    match = re.search(
+        r"^\s*k8s\.io/kubernetes v(\d+)\.(\d+)\.(\S+)", (module_dir / "go.mod").read_text(), re.M
+    )
     if not match:
         return []
     major, minor, patch = match.groups()
     flags = []
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        flags += [f"-X {pkg}.gitVersion=v{major}.{minor}.{patch}",
-                  f"-X {pkg}.gitMajor={major}", f"-X {pkg}.gitMinor={minor}",
-                  f"-X {pkg}.gitTreeState=clean",
-                  f"-X {pkg}.buildDate=1970-01-01T00:00:00Z"]
+        flags += [
+            f"-X {pkg}.gitVersion=v{major}.{minor}.{patch}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
+        ]
     return flags
 
 
@@ -70,14 +74,19 @@ def _build(module_dir: Path, name: str, binary: Path) -> None:
     log_path = binary.parent / "build.log"
     ldflags = " ".join(["-s", "-w", *_version_ldflags(module_dir)])
     cmd = ["go", "build", "-trimpath", f"-ldflags={ldflags}", "-v", "-o", str(tmp), "."]
-    print(f"building {name} from {module_dir.relative_to(REPO)} (first time on this "
-          "machine: a few minutes)", file=sys.stderr, flush=True)
+    print(
+        f"building {name} from {module_dir.relative_to(REPO)} (first time on this "
+        "machine: a few minutes)",
+        file=sys.stderr,
+        flush=True,
+    )
     started = time.monotonic()
     packages = 0
     last_report = 0.0
     with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, cwd=module_dir, env=env, stdout=log,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            cmd, cwd=module_dir, env=env, stdout=log, stderr=subprocess.PIPE, text=True
+        )
         assert proc.stderr is not None
         for line in proc.stderr:
             log.write(line)
@@ -86,16 +95,22 @@ def _build(module_dir: Path, name: str, binary: Path) -> None:
             now = time.monotonic()
             if now - last_report >= 5:
                 last_report = now
-                print(f"  building {name}: {packages} packages compiled "
-                      f"({int(now - started) // 60}m{int(now - started) % 60:02d}s)",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  building {name}: {packages} packages compiled "
+                    f"({int(now - started) // 60}m{int(now - started) % 60:02d}s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
         code = proc.wait()
     if code != 0:
         tail = "\n".join(log_path.read_text().splitlines()[-30:])
         raise RuntimeError(f"go build of {name} failed (exit {code}); log {log_path}:\n{tail}")
     tmp.rename(binary)  # atomic: a killed build never leaves a broken binary behind
-    print(f"built {name} in {time.monotonic() - started:.0f}s -> {binary}", file=sys.stderr,
-          flush=True)
+    print(
+        f"built {name} in {time.monotonic() - started:.0f}s -> {binary}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def controlplane_binary() -> Path:

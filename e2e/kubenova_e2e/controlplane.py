@@ -55,8 +55,9 @@ class ControlPlaneError(RuntimeError):
 
 
 class LocalControlPlane:
-    def __init__(self, binary: Path | None = None, workdir: Path | None = None,
-                 keep: bool = False) -> None:
+    def __init__(
+        self, binary: Path | None = None, workdir: Path | None = None, keep: bool = False
+    ) -> None:
         self.binary = binary or controlplane_binary()
         if workdir is None:
             (cache_dir() / "run").mkdir(parents=True, exist_ok=True)
@@ -77,20 +78,37 @@ class LocalControlPlane:
         self.pki.mkdir(parents=True, exist_ok=True)
         ca = CA.create("kubenova-local-ca")
         self.ca_file, self.ca_key_file = write_pair(self.pki, "ca", ca.cert_pem, ca.key_pem)
-        self.serving_cert, self.serving_key = write_pair(self.pki, "apiserver", *ca.issue(
-            "kube-apiserver", server=True, client=False,
-            hosts=("127.0.0.1", "localhost", "10.0.0.1", "kubernetes", "kubernetes.default",
-                   "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")))
+        self.serving_cert, self.serving_key = write_pair(
+            self.pki,
+            "apiserver",
+            *ca.issue(
+                "kube-apiserver",
+                server=True,
+                client=False,
+                hosts=(
+                    "127.0.0.1",
+                    "localhost",
+                    "10.0.0.1",
+                    "kubernetes",
+                    "kubernetes.default",
+                    "kubernetes.default.svc",
+                    "kubernetes.default.svc.cluster.local",
+                ),
+            ),
+        )
         self.admin_cert, self.admin_key = write_pair(
-            self.pki, "admin", *ca.issue("kubenova-admin", organizations=("system:masters",)))
+            self.pki, "admin", *ca.issue("kubenova-admin", organizations=("system:masters",))
+        )
         for component in ("kube-controller-manager", "kube-scheduler"):
             cert, key = write_pair(self.pki, component, *ca.issue(f"system:{component}"))
             self._write_kubeconfig(self.workdir / f"{component}.kubeconfig", cert, key)
         front = CA.create("kubenova-front-proxy-ca")
-        self.front_proxy_ca, _ = write_pair(self.pki, "front-proxy-ca", front.cert_pem,
-                                            front.key_pem)
+        self.front_proxy_ca, _ = write_pair(
+            self.pki, "front-proxy-ca", front.cert_pem, front.key_pem
+        )
         self.front_proxy_cert, self.front_proxy_key = write_pair(
-            self.pki, "front-proxy-client", *front.issue("front-proxy-client"))
+            self.pki, "front-proxy-client", *front.issue("front-proxy-client")
+        )
         self.sa_key, self.sa_pub = service_account_keys(self.pki)
         self._write_kubeconfig(self.kubeconfig, self.admin_cert, self.admin_key)
 
@@ -98,24 +116,53 @@ class LocalControlPlane:
         def b64(p: Path) -> str:
             return base64.b64encode(p.read_bytes()).decode()
 
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "kubenova-local",
-            "clusters": [{"name": "kubenova-local", "cluster": {
-                "server": self.server, "certificate-authority-data": b64(self.ca_file)}}],
-            "users": [{"name": "admin", "user": {
-                "client-certificate-data": b64(cert), "client-key-data": b64(key)}}],
-            "contexts": [{"name": "kubenova-local", "context": {
-                "cluster": "kubenova-local", "user": "admin"}}],
-        }))
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "kubenova-local",
+                    "clusters": [
+                        {
+                            "name": "kubenova-local",
+                            "cluster": {
+                                "server": self.server,
+                                "certificate-authority-data": b64(self.ca_file),
+                            },
+                        }
+                    ],
+                    "users": [
+                        {
+                            "name": "admin",
+                            "user": {
+                                "client-certificate-data": b64(cert),
+                                "client-key-data": b64(key),
+                            },
+                        }
+                    ],
+                    "contexts": [
+                        {
+                            "name": "kubenova-local",
+                            "context": {"cluster": "kubenova-local", "user": "admin"},
+                        }
+                    ],
+                }
+            )
+        )
         path.chmod(0o600)
 
     # --- processes ---------------------------------------------------------------
 
     def _spawn(self, component: str, *args: str) -> None:
         log = (self.workdir / f"{component}.log").open("ab")
-        proc = subprocess.Popen([str(self.binary), component, *args], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(
+            [str(self.binary), component, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - called before any thread starts
+        )
         log.close()
         self._procs.append((component, proc))
 
@@ -123,7 +170,8 @@ class LocalControlPlane:
         for component, proc in self._procs:
             if proc.poll() is not None:
                 raise ControlPlaneError(
-                    f"{component} exited with {proc.returncode}:\n{self.log_tail(component)}")
+                    f"{component} exited with {proc.returncode}:\n{self.log_tail(component)}"
+                )
 
     def log_tail(self, component: str, lines: int = 40) -> str:
         path = self.workdir / f"{component}.log"
@@ -153,22 +201,28 @@ class LocalControlPlane:
         self._write_pki()
         etcd_port, peer_port = free_port(), free_port()
         self._spawn(
-            "etcd", f"--data-dir={self.workdir / 'etcd'}", "--name=kubenova-local",
+            "etcd",
+            f"--data-dir={self.workdir / 'etcd'}",
+            "--name=kubenova-local",
             f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
             f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
             f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
             f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
             f"--initial-cluster=kubenova-local=http://127.0.0.1:{peer_port}",
-            "--unsafe-no-fsync=true", "--quota-backend-bytes=4294967296", "--log-level=warn",
+            "--unsafe-no-fsync=true",
+            "--quota-backend-bytes=4294967296",
+            "--log-level=warn",
         )
         self._wait_ready(f"http://127.0.0.1:{etcd_port}/health", 30, tls=False)
         self._spawn(
             "kube-apiserver",
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
             f"--secure-port={self.api_port}",
             f"--cert-dir={self.pki}",
-            f"--tls-cert-file={self.serving_cert}", f"--tls-private-key-file={self.serving_key}",
+            f"--tls-cert-file={self.serving_cert}",
+            f"--tls-private-key-file={self.serving_key}",
             f"--client-ca-file={self.ca_file}",
             "--authorization-mode=Node,RBAC",
             f"--service-account-issuer={ISSUER}",
@@ -187,7 +241,8 @@ class LocalControlPlane:
             "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
             "DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,"
             "ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,PodSecurity",
-            "--profiling=false", "--v=1",
+            "--profiling=false",
+            "--v=1",
         )
         self._wait_ready(f"{self.server}/readyz", 90)
         if controllers:
@@ -206,7 +261,8 @@ class LocalControlPlane:
             f"--root-ca-file={self.ca_file}",
             f"--cluster-signing-cert-file={self.ca_file}",
             f"--cluster-signing-key-file={self.ca_key_file}",
-            "--leader-elect=false", "--bind-address=127.0.0.1",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
             f"--secure-port={free_port()}",
             "--controllers=*,bootstrapsigner,tokencleaner",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
@@ -218,7 +274,8 @@ class LocalControlPlane:
             f"--kubeconfig={sched_kubeconfig}",
             f"--authentication-kubeconfig={sched_kubeconfig}",
             f"--authorization-kubeconfig={sched_kubeconfig}",
-            "--leader-elect=false", "--bind-address=127.0.0.1",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
             f"--secure-port={free_port()}",
         )
         # Early failures (bad flags) show within a second or two.
@@ -252,8 +309,12 @@ class LocalControlPlane:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -275,9 +336,15 @@ def cluster_from_env() -> LocalControlPlane | ExistingCluster:
     return LocalControlPlane()
 
 
-def kubectl(*args: str, kubeconfig: Path, input: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    *args: str, kubeconfig: Path, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Our own kubectl (the machine may have none), from the same binary."""
-    return subprocess.run([str(controlplane_binary()), "kubectl", f"--kubeconfig={kubeconfig}",
-                           *args], capture_output=True, text=True, input=input, check=check,
-                          timeout=300)
+    return subprocess.run(
+        [str(controlplane_binary()), "kubectl", f"--kubeconfig={kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        check=check,
+        timeout=300,
+    )

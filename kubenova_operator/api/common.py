@@ -127,12 +127,8 @@ class Condition(KubeModel):
         pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
         description="A CamelCase, machine-readable reason for the last transition.",
     )
-    message: str = Field(
-        default="", max_length=32768, description="A human-readable explanation."
-    )
-    last_transition_time: datetime = Field(
-        description="When the condition last changed status."
-    )
+    message: str = Field(default="", max_length=32768, description="A human-readable explanation.")
+    last_transition_time: datetime = Field(description="When the condition last changed status.")
     observed_generation: int | None = Field(
         default=None,
         ge=0,

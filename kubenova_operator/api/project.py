@@ -91,8 +91,7 @@ class ProjectSpec(KubeModel):
     )
     namespace_metadata: NamespaceMetadata = Field(
         default_factory=NamespaceMetadata,
-        description="Labels and annotations for the project's namespaces (on top of the "
-        "tenant's).",
+        description="Labels and annotations for the project's namespaces (on top of the tenant's).",
     )
     delivery: Delivery = Field(default_factory=Delivery, description="KubeVela defaults.")
     deletion_policy: DeletionPolicy = Field(
@@ -111,13 +110,10 @@ class ApplicationCounts(KubeModel):
 
 class ProjectStatus(StatusBase):
     tenant: str | None = Field(default=None, description="The tenant the project is in.")
-    namespaces: list[str] = Field(
-        default_factory=list, description="The project's namespaces."
-    )
+    namespaces: list[str] = Field(default_factory=list, description="The project's namespaces.")
     claimed: dict[str, str] = Field(
         default_factory=dict,
-        description="What the project claims from the tenant budget (sum over its "
-        "namespaces).",
+        description="What the project claims from the tenant budget (sum over its namespaces).",
     )
     applications: ApplicationCounts | None = Field(
         default=None, description="KubeVela Applications in the project, by health."
@@ -160,12 +156,8 @@ class Project(CustomResource):
             PrinterColumn(
                 name="Namespaces", type="string", json_path=".status.namespaces", priority=1
             ),
-            PrinterColumn(
-                name="Apps", type="integer", json_path=".status.applications.total"
-            ),
-            PrinterColumn(
-                name="Healthy", type="integer", json_path=".status.applications.healthy"
-            ),
+            PrinterColumn(name="Apps", type="integer", json_path=".status.applications.total"),
+            PrinterColumn(name="Healthy", type="integer", json_path=".status.applications.healthy"),
             REASON_COLUMN,
             AGE_COLUMN,
         ],

@@ -267,12 +267,8 @@ class Tenant(CustomResource):
                 json_path=".status.namespaceCount",
                 description="How many namespaces the tenant has.",
             ),
-            PrinterColumn(
-                name="Projects", type="integer", json_path=".status.projectCount"
-            ),
-            PrinterColumn(
-                name="Plan", type="string", json_path=".spec.plan", priority=1
-            ),
+            PrinterColumn(name="Projects", type="integer", json_path=".status.projectCount"),
+            PrinterColumn(name="Plan", type="string", json_path=".spec.plan", priority=1),
             PrinterColumn(
                 name="Endpoint",
                 type="string",

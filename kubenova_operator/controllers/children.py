@@ -37,15 +37,15 @@ async def _observe(event: kopf.RawEvent, body: dict[str, Any]) -> None:
         store.children.remove(key)
     else:
         store.children.upsert(body)
-    tenant = labels.get(L.TENANT) or (previous or {}).get("metadata", {}).get(
-        "labels", {}).get(L.TENANT)
+    tenant = labels.get(L.TENANT) or (previous or {}).get("metadata", {}).get("labels", {}).get(
+        L.TENANT
+    )
     if tenant and store.parents.get(tenant_key(tenant)) is not None:
         await ctx().queue.nudge(tenant, "child")
 
 
 @kopf.on.event("", "v1", "namespaces")
-async def namespace_event(event: kopf.RawEvent, body: kopf.Body, name: str,
-                          **_: Any) -> None:
+async def namespace_event(event: kopf.RawEvent, body: kopf.Body, name: str, **_: Any) -> None:
     labels = body.get("metadata", {}).get("labels") or {}
     if event.get("type") == "DELETED":
         store.namespace_owners.pop(name, None)
@@ -57,6 +57,7 @@ async def namespace_event(event: kopf.RawEvent, body: kopf.Body, name: str,
 
 def _register() -> None:
     for group, version, plural in CHILD_RESOURCES:
+
         async def child_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
             await _observe(event, dict(body))
 

@@ -9,12 +9,17 @@ import kopf
 
 def _ref(body: dict[str, Any]) -> kopf.Body:
     meta = body["metadata"]
-    return kopf.Body({
-        "apiVersion": body["apiVersion"],
-        "kind": body["kind"],
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid")  # type: ignore[typeddict-item]
-                     if meta.get(k)},
-    })
+    return kopf.Body(
+        {
+            "apiVersion": body["apiVersion"],
+            "kind": body["kind"],
+            "metadata": {
+                k: meta[k]
+                for k in ("name", "namespace", "uid")  # type: ignore[typeddict-item]
+                if meta.get(k)
+            },
+        }
+    )
 
 
 def normal(body: dict[str, Any], reason: str, message: str) -> None:

@@ -29,22 +29,30 @@ def _key(namespace: str, name: str) -> store.Key:
 
 
 async def _report_orphan(body: dict[str, Any], namespace: str) -> None:
-    message = (f"namespace {namespace!r} is not a tenant's owner namespace: a Project must "
-               "be created in '<tenant>-owner' of an existing Tenant")
+    message = (
+        f"namespace {namespace!r} is not a tenant's owner namespace: a Project must "
+        "be created in '<tenant>-owner' of an existing Tenant"
+    )
     generation = body["metadata"].get("generation")
     old = body.get("status") or {}
-    status = {"observedGeneration": generation, "conditions": merge_conditions(
-        old.get("conditions"), [condition("Ready", False, "TenantNotFound", message,
-                                          generation)])}
+    status = {
+        "observedGeneration": generation,
+        "conditions": merge_conditions(
+            old.get("conditions"),
+            [condition("Ready", False, "TenantNotFound", message, generation)],
+        ),
+    }
     if not same_status(old, status):
-        await ctx().kube.patch_status(API_VERSION, "Project", body["metadata"]["name"],
-                                      namespace, status)
+        await ctx().kube.patch_status(
+            API_VERSION, "Project", body["metadata"]["name"], namespace, status
+        )
         warning(body, "TenantNotFound", message)
 
 
 @kopf.on.event(PROJECTS)
-async def project_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None,
-                        name: str, **_: Any) -> None:
+async def project_event(
+    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, **_: Any
+) -> None:
     assert namespace is not None  # Projects are namespaced
     if event.get("type") == "DELETED":
         store.parents.remove(_key(namespace, name))
@@ -72,7 +80,6 @@ async def project_changed(body: kopf.Body, namespace: str | None, **_: Any) -> N
 
 @kopf.on.delete(PROJECTS)
 @reconciler("project-delete")
-async def project_deleted(body: kopf.Body, namespace: str | None, name: str,
-                          **_: Any) -> None:
+async def project_deleted(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
     assert namespace is not None
     await teardown_project(name, namespace, dict(body))

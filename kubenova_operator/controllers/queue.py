@@ -59,8 +59,9 @@ class TenantQueue:
         except Exception as exc:
             state = self._states[tenant]
             delay = min(MAX_BACKOFF, 0.5 * 2 ** min(state.failures, 8))
-            logger.warning("reconcile of tenant %s failed (%s); retrying in %.1fs",
-                           tenant, exc, delay)
+            logger.warning(
+                "reconcile of tenant %s failed (%s); retrying in %.1fs", tenant, exc, delay
+            )
             if state.retry is None:
                 loop = asyncio.get_running_loop()
                 state.retry = loop.call_later(delay, self._spawn, tenant)

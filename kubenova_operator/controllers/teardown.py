@@ -52,15 +52,15 @@ async def _teardown(selector: str, delete_namespaces: bool) -> int:
             if delete_namespaces or kind == "ServiceAccount":
                 await kube.delete(api_version, kind, meta["name"], meta.get("namespace"))
             else:
-                await kube.merge_patch(api_version, kind, meta["name"], meta.get("namespace"),
-                                       release_patch())
+                await kube.merge_patch(
+                    api_version, kind, meta["name"], meta.get("namespace"), release_patch()
+                )
     namespaces = await kube.list("v1", "Namespace", label_selector=selector)
     for ns in namespaces:
         if delete_namespaces:
             await kube.delete("v1", "Namespace", ns["metadata"]["name"])
         else:
-            await kube.merge_patch("v1", "Namespace", ns["metadata"]["name"], None,
-                                   release_patch())
+            await kube.merge_patch("v1", "Namespace", ns["metadata"]["name"], None, release_patch())
     return len(namespaces)
 
 
@@ -68,17 +68,30 @@ async def teardown_tenant(name: str, body: dict[str, Any]) -> None:
     store.parents.upsert(body)  # marks it deleting: reconciles skip it from now on
     namespace = owner_namespace(name)
     remaining = sorted(
-        p["metadata"]["name"] for p in await ctx().kube.list(API_VERSION, "Project",
-                                                              namespace=namespace)
+        p["metadata"]["name"]
+        for p in await ctx().kube.list(API_VERSION, "Project", namespace=namespace)
     )
     if remaining:
-        message = (f"waiting for {len(remaining)} Project(s) to be deleted first: "
-                   f"{', '.join(remaining[:10])}")
+        message = (
+            f"waiting for {len(remaining)} Project(s) to be deleted first: "
+            f"{', '.join(remaining[:10])}"
+        )
         old = body.get("status") or {}
-        status = {"phase": "Terminating", "conditions": merge_conditions(
-            old.get("conditions"),
-            [condition("Ready", False, "DeletionBlocked", message,
-                       body["metadata"].get("generation"))])}
+        status = {
+            "phase": "Terminating",
+            "conditions": merge_conditions(
+                old.get("conditions"),
+                [
+                    condition(
+                        "Ready",
+                        False,
+                        "DeletionBlocked",
+                        message,
+                        body["metadata"].get("generation"),
+                    )
+                ],
+            ),
+        }
         if old.get("conditions") != status["conditions"] or old.get("phase") != "Terminating":
             await ctx().kube.patch_status(API_VERSION, "Tenant", name, None, status)
             events.warning(body, "DeletionBlocked", message)
@@ -87,8 +100,9 @@ async def teardown_tenant(name: str, body: dict[str, Any]) -> None:
     delete = tenant.spec.deletion_policy == "Delete"
     selector = f"{L.MANAGED_SELECTOR},{L.TENANT}={name}"
     count = await _teardown(selector, delete)
-    logger.info("tenant %s deleted: %d namespaces %s", name, count,
-                "deleted" if delete else "retained")
+    logger.info(
+        "tenant %s deleted: %d namespaces %s", name, count, "deleted" if delete else "retained"
+    )
     ctx().queue.forget(name)
 
 
@@ -99,5 +113,10 @@ async def teardown_project(name: str, namespace: str, body: dict[str, Any]) -> N
     delete = project.spec.deletion_policy == "Delete"
     selector = f"{L.MANAGED_SELECTOR},{L.TENANT}={tenant},{L.PROJECT}={name}"
     count = await _teardown(selector, delete)
-    logger.info("project %s/%s deleted: %d namespaces %s", tenant, name, count,
-                "deleted" if delete else "retained")
+    logger.info(
+        "project %s/%s deleted: %d namespaces %s",
+        tenant,
+        name,
+        count,
+        "deleted" if delete else "retained",
+    )

@@ -53,12 +53,14 @@ def projects_of(tenant: str) -> list[dict[str, Any]]:
     """The tenant's Projects, oldest first (the order budgets are granted in)."""
     namespace = owner_namespace(tenant)
     found = [
-        p for p in store.parents.of_kind("Project")
+        p
+        for p in store.parents.of_kind("Project")
         if p["metadata"].get("namespace") == namespace
         and not p["metadata"].get("deletionTimestamp")
     ]
-    return sorted(found, key=lambda p: (p["metadata"].get("creationTimestamp", ""),
-                                        p["metadata"]["name"]))
+    return sorted(
+        found, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
+    )
 
 
 def _project_input(body: dict[str, Any]) -> ProjectInput:
@@ -86,10 +88,15 @@ async def _apply_all(objects: list[dict[str, Any]]) -> list[str]:
     of its wave, so one bad child never blocks a whole tenant)."""
     errors: list[str] = []
     for wave in _WAVES:
-        batch = [o for o in objects if (wave is None and o["kind"] not in ("Namespace",
-                 "ServiceAccount")) or (wave is not None and o["kind"] in wave)]
-        results = await asyncio.gather(*(ctx().kube.apply(o) for o in batch),
-                                       return_exceptions=True)
+        batch = [
+            o
+            for o in objects
+            if (wave is None and o["kind"] not in ("Namespace", "ServiceAccount"))
+            or (wave is not None and o["kind"] in wave)
+        ]
+        results = await asyncio.gather(
+            *(ctx().kube.apply(o) for o in batch), return_exceptions=True
+        )
         for obj, result in zip(batch, results, strict=True):
             if isinstance(result, BaseException):
                 errors.append(f"{describe(object_key(obj))}: {_short(result)}")
@@ -118,8 +125,9 @@ async def reconcile_tenant(name: str, trigger: str) -> None:
     tenant = Tenant.model_validate(body)
     spec = tenant.spec
     old_status = body.get("status") or {}
-    was_ready = (is_true(old_status.get("conditions"), "Ready")
-                 and old_status.get("observedGeneration") == body["metadata"].get("generation"))
+    was_ready = is_true(old_status.get("conditions"), "Ready") and old_status.get(
+        "observedGeneration"
+    ) == body["metadata"].get("generation")
 
     project_bodies = projects_of(name)
     inputs = [_project_input(p) for p in project_bodies]
@@ -143,11 +151,18 @@ async def reconcile_tenant(name: str, trigger: str) -> None:
     errors = await _execute(changes)
     if changes.drifted:
         _report_drift(body, changes.drifted, healed=not report_only and not errors)
-    errors += [f"Namespace {ns} is being deleted; it is rebuilt when that ends"
-               for ns in changes.waiting]
-    await _write_statuses(body, tenant=tenant, decisions=decisions,
-                          project_bodies=project_bodies, claimed=claimed,
-                          drifted=changes.drifted, errors=errors)
+    errors += [
+        f"Namespace {ns} is being deleted; it is rebuilt when that ends" for ns in changes.waiting
+    ]
+    await _write_statuses(
+        body,
+        tenant=tenant,
+        decisions=decisions,
+        project_bodies=project_bodies,
+        claimed=claimed,
+        drifted=changes.drifted,
+        errors=errors,
+    )
     if errors:
         raise kopf.TemporaryError("; ".join(errors)[:1000], delay=5)
 
@@ -176,7 +191,8 @@ def _report_drift(body: dict[str, Any], drifted: list[str], *, healed: bool) -> 
     # A heal is an event each time; a reported drift only when what differs changes.
     if healed or previous.get("message") != message[:2000]:
         (events.normal if healed else events.warning)(
-            body, "DriftHealed" if healed else "DriftDetected", message)
+            body, "DriftHealed" if healed else "DriftDetected", message
+        )
     logger.info("tenant %s: %s", body["metadata"]["name"], message)
 
 
@@ -201,26 +217,42 @@ async def _write_statuses(
     over = exceeding(spec.budget.hard, claimed)
     wanted = []
     if errors:
-        wanted.append(condition("Ready", False, "ApplyFailed", "; ".join(errors)[:2000],
-                                generation))
+        wanted.append(
+            condition("Ready", False, "ApplyFailed", "; ".join(errors)[:2000], generation)
+        )
     else:
-        wanted.append(condition("Ready", True, "Reconciled",
-                                f"{len(namespaces)} namespaces in place", generation))
+        wanted.append(
+            condition(
+                "Ready", True, "Reconciled", f"{len(namespaces)} namespaces in place", generation
+            )
+        )
     if drifted and spec.drift_policy == DriftPolicy.REPORT:
-        wanted.append(condition("Drifted", True, "DriftDetected",
-                                ("differs from the spec: " + "; ".join(drifted))[:2000],
-                                generation))
+        wanted.append(
+            condition(
+                "Drifted",
+                True,
+                "DriftDetected",
+                ("differs from the spec: " + "; ".join(drifted))[:2000],
+                generation,
+            )
+        )
     elif drifted:
-        wanted.append(condition("Drifted", False, "DriftHealed",
-                                "restored " + "; ".join(drifted)[:2000], generation))
+        wanted.append(
+            condition(
+                "Drifted", False, "DriftHealed", "restored " + "; ".join(drifted)[:2000], generation
+            )
+        )
     elif spec.drift_policy == DriftPolicy.REPORT and is_true(old.get("conditions"), "Drifted"):
         # Still different unless this pass compared and found nothing.
         wanted.append(condition("Drifted", False, "InSync", "", generation))
     elif not find(old.get("conditions"), "Drifted"):
         wanted.append(condition("Drifted", False, "InSync", "", generation))
     if over:
-        detail = "; ".join(f"{k}: projects hold {format_resources({k: w})[k]}, budget is "
-                           f"{format_resources({k: h})[k]}" for k, (w, h) in sorted(over.items()))
+        detail = "; ".join(
+            f"{k}: projects hold {format_resources({k: w})[k]}, budget is "
+            f"{format_resources({k: h})[k]}"
+            for k, (w, h) in sorted(over.items())
+        )
         wanted.append(condition("BudgetExceeded", True, "OverCommitted", detail, generation))
     else:
         wanted.append(condition("BudgetExceeded", False, "WithinBudget", "", generation))
@@ -265,8 +297,13 @@ async def _write_project_status(body: dict[str, Any], tenant: str, decision: Dec
     generation = body["metadata"].get("generation")
     old = body.get("status") or {}
     if decision.admitted:
-        ready = condition("Ready", True, "Reconciled",
-                          f"{len(decision.namespaces)} namespaces in place", generation)
+        ready = condition(
+            "Ready",
+            True,
+            "Reconciled",
+            f"{len(decision.namespaces)} namespaces in place",
+            generation,
+        )
     else:
         ready = condition("Ready", False, decision.reason, decision.message, generation)
     status = {
@@ -278,8 +315,9 @@ async def _write_project_status(body: dict[str, Any], tenant: str, decision: Dec
     status["conditions"] = merge_conditions(old.get("conditions"), [ready])
     if same_status(old, status):
         return
-    await ctx().kube.patch_status(API_VERSION, "Project", body["metadata"]["name"],
-                                  body["metadata"]["namespace"], status)
+    await ctx().kube.patch_status(
+        API_VERSION, "Project", body["metadata"]["name"], body["metadata"]["namespace"], status
+    )
     previous = find(old.get("conditions"), "Ready")
     if not decision.admitted and (previous is None or previous.get("reason") != decision.reason):
         events.warning(body, decision.reason, decision.message)
@@ -308,8 +346,9 @@ async def tenant_changed(name: str, body: kopf.Body, **_: Any) -> None:
     await ctx().queue.run(name, "spec")
 
 
-@kopf.timer(TENANTS, interval=get_settings().resync_seconds,
-            initial_delay=get_settings().resync_seconds)
+@kopf.timer(
+    TENANTS, interval=get_settings().resync_seconds, initial_delay=get_settings().resync_seconds
+)
 @reconciler("tenant-resync")
 async def tenant_resync(name: str, **_: Any) -> None:
     """The safety net: re-check everything from the store (no API reads)."""

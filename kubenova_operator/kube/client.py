@@ -35,7 +35,8 @@ class Kube:
         configuration = client.Configuration()
         if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
             config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration)
+                client_configuration=configuration
+            )
         else:
             await config.load_kube_config(client_configuration=configuration)
         api = client.ApiClient(configuration)
@@ -115,7 +116,9 @@ class Kube:
         res = await self.resource(api_version, kind)
         try:
             await self.dynamic.delete(
-                res, name=name, namespace=namespace,
+                res,
+                name=name,
+                namespace=namespace,
                 body={"propagationPolicy": "Background"},
             )
         except NotFoundError:
@@ -123,18 +126,29 @@ class Kube:
         return True
 
     async def merge_patch(
-        self, api_version: str, kind: str, name: str, namespace: str | None,
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
         patch: dict[str, Any],
     ) -> dict[str, Any]:
         res = await self.resource(api_version, kind)
         result = await self.dynamic.patch(
-            res, body=patch, name=name, namespace=namespace,
+            res,
+            body=patch,
+            name=name,
+            namespace=namespace,
             content_type="application/merge-patch+json",
         )
         return dict(result.to_dict())
 
     async def patch_status(
-        self, api_version: str, kind: str, name: str, namespace: str | None,
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
         status: dict[str, Any],
     ) -> None:
         """A merge patch of the status subresource. Conditions are a list and replaced

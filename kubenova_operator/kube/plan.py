@@ -44,11 +44,15 @@ def plan_changes(
     """
     changes = Changes()
     desired_keys = {object_key(o) for o in desired}
-    changes.waiting = sorted({
-        _namespace_of(o) for o in desired
-        if observed.get(("Namespace", "", _namespace_of(o)), {}).get("metadata", {}).get(
-            "deletionTimestamp")
-    })
+    changes.waiting = sorted(
+        {
+            _namespace_of(o)
+            for o in desired
+            if observed.get(("Namespace", "", _namespace_of(o)), {})
+            .get("metadata", {})
+            .get("deletionTimestamp")
+        }
+    )
     for obj in desired:
         if _namespace_of(obj) in changes.waiting:
             continue  # cannot take new content until the deletion ends

@@ -17,8 +17,17 @@ from ..resources import labels as L
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
 # What of a child is kept: enough to compare and to report, not managedFields.
-_KEEP_META = ("name", "namespace", "labels", "annotations", "uid", "deletionTimestamp",
-              "resourceVersion", "creationTimestamp", "generation")
+_KEEP_META = (
+    "name",
+    "namespace",
+    "labels",
+    "annotations",
+    "uid",
+    "deletionTimestamp",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+)
 
 
 def _trim(body: dict[str, Any]) -> dict[str, Any]:
@@ -37,8 +46,7 @@ def _older(new: dict[str, Any], current: dict[str, Any]) -> bool:
     if new["metadata"].get("uid") != current["metadata"].get("uid"):
         return False
     try:
-        return int(new["metadata"]["resourceVersion"]) < int(
-            current["metadata"]["resourceVersion"])
+        return int(new["metadata"]["resourceVersion"]) < int(current["metadata"]["resourceVersion"])
     except (KeyError, TypeError, ValueError):
         return False
 

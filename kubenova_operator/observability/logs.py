@@ -31,3 +31,7 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     # included): keep it quiet whatever the operator's level.
     for noisy in ("aiohttp", "kubernetes_asyncio", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # kopf logs every handler run ("Handler 'x' succeeded") at INFO: one line per watch
+    # event. Our own controllers log what matters; kopf's detail stays for DEBUG.
+    if root.level > logging.DEBUG:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)

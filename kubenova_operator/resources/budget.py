@@ -43,8 +43,11 @@ def _add(total: dict[str, Decimal], part: Mapping[str, Decimal], sign: int = 1) 
         total[key] = total.get(key, Decimal(0)) + sign * value
 
 
-def _describe_over(over: Mapping[str, tuple[Decimal, Decimal]], own: Mapping[str, Decimal],
-                   total: Mapping[str, Decimal]) -> str:
+def _describe_over(
+    over: Mapping[str, tuple[Decimal, Decimal]],
+    own: Mapping[str, Decimal],
+    total: Mapping[str, Decimal],
+) -> str:
     parts = []
     for key, (want, have) in sorted(over.items()):
         others = want - own.get(key, Decimal(0))
@@ -79,42 +82,68 @@ def admit_projects(
         names = project_namespaces(tenant, project.name, project.spec)
         claim = project_claim(project.name, tenant, project.spec)
 
-        def refuse(reason: str, message: str, project: ProjectInput = project,
-                   names: list[str] = names) -> None:
+        def refuse(
+            reason: str, message: str, project: ProjectInput = project, names: list[str] = names
+        ) -> None:
             decisions.append(
-                Decision(project.name, False, reason, message, dict(project.standing),
-                         names if project.built else [])
+                Decision(
+                    project.name,
+                    False,
+                    reason,
+                    message,
+                    dict(project.standing),
+                    names if project.built else [],
+                )
             )
 
         too_long = [ns for ns in names if len(ns) > MAX_NAMESPACE_LENGTH]
         if too_long:
-            refuse("NameTooLong", f"namespace name {too_long[0]!r} is longer than "
-                   f"{MAX_NAMESPACE_LENGTH} characters; use a shorter project or "
-                   "environment name")
+            refuse(
+                "NameTooLong",
+                f"namespace name {too_long[0]!r} is longer than "
+                f"{MAX_NAMESPACE_LENGTH} characters; use a shorter project or "
+                "environment name",
+            )
             continue
         clash = next((ns for ns in names if ns in taken), None)
         if clash is None:
             clash = next(
-                (ns for ns in names
-                 if ns in namespace_owners and namespace_owners[ns] != (tenant, project.name)),
+                (
+                    ns
+                    for ns in names
+                    if ns in namespace_owners and namespace_owners[ns] != (tenant, project.name)
+                ),
                 None,
             )
         if clash is not None:
             owner = namespace_owners.get(clash, (None, None))
-            whose = (f"tenant {owner[0]!r}, project {owner[1]!r}" if owner[0]
-                     else "nobody in Kubenova (it was created by hand)")
-            refuse("NamespaceConflict", f"namespace {clash!r} already exists and belongs "
-                   f"to {whose}; Kubenova does not adopt it")
+            whose = (
+                f"tenant {owner[0]!r}, project {owner[1]!r}"
+                if owner[0]
+                else "nobody in Kubenova (it was created by hand)"
+            )
+            refuse(
+                "NamespaceConflict",
+                f"namespace {clash!r} already exists and belongs "
+                f"to {whose}; Kubenova does not adopt it",
+            )
             continue
         if spec.budget.max_projects is not None and admitted_count >= spec.budget.max_projects:
-            refuse("ProjectLimitExceeded", f"tenant {tenant!r} allows "
-                   f"{spec.budget.max_projects} projects and has that many")
+            refuse(
+                "ProjectLimitExceeded",
+                f"tenant {tenant!r} allows {spec.budget.max_projects} projects and has that many",
+            )
             continue
-        if (spec.budget.max_namespaces is not None
-                and namespace_count + len(names) > spec.budget.max_namespaces):
-            refuse("NamespaceLimitExceeded", f"the project needs {len(names)} namespaces; "
-                   f"tenant {tenant!r} has {namespace_count} of its "
-                   f"{spec.budget.max_namespaces}")
+        if (
+            spec.budget.max_namespaces is not None
+            and namespace_count + len(names) > spec.budget.max_namespaces
+        ):
+            refuse(
+                "NamespaceLimitExceeded",
+                f"the project needs {len(names)} namespaces; "
+                f"tenant {tenant!r} has {namespace_count} of its "
+                f"{spec.budget.max_namespaces}",
+            )
             continue
         if claim != dict(project.standing):
             after = dict(total)
@@ -122,8 +151,11 @@ def admit_projects(
             _add(after, claim)
             over = exceeding(spec.budget.hard, after)
             if over:
-                refuse("BudgetExceeded", "the project's budget does not fit in tenant "
-                       f"{tenant!r}: " + _describe_over(over, claim, after))
+                refuse(
+                    "BudgetExceeded",
+                    "the project's budget does not fit in tenant "
+                    f"{tenant!r}: " + _describe_over(over, claim, after),
+                )
                 continue
             total = after
         admitted_count += 1

@@ -44,8 +44,15 @@ def namespace(
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
-RELEASED_LABELS = (L.MANAGED_BY, L.TENANT, L.PROJECT, L.ENVIRONMENT, L.PLAN,
-                   L.NAMESPACE_ROLE, L.CAPSULE_TENANT)
+RELEASED_LABELS = (
+    L.MANAGED_BY,
+    L.TENANT,
+    L.PROJECT,
+    L.ENVIRONMENT,
+    L.PLAN,
+    L.NAMESPACE_ROLE,
+    L.CAPSULE_TENANT,
+)
 
 
 def release_patch() -> dict[str, Any]:

@@ -19,8 +19,15 @@ STRICT_POLICY = "kubenova-strict-isolation"
 ALL_POLICY_NAMES = (TENANT_POLICY, STRICT_POLICY)
 
 
-def _policy(name: str, namespace: str, spec: dict[str, Any], *, tenant: str,
-            project: str | None, environment: str | None) -> dict[str, Any]:
+def _policy(
+    name: str,
+    namespace: str,
+    spec: dict[str, Any],
+    *,
+    tenant: str,
+    project: str | None,
+    environment: str | None,
+) -> dict[str, Any]:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -48,8 +55,16 @@ def network_policies(
             "policyTypes": ["Ingress"],
             "ingress": [{"from": [tenant_peer]}],
         }
-        return [_policy(TENANT_POLICY, namespace, spec, tenant=tenant, project=project,
-                        environment=environment)]
+        return [
+            _policy(
+                TENANT_POLICY,
+                namespace,
+                spec,
+                tenant=tenant,
+                project=project,
+                environment=environment,
+            )
+        ]
     if mode == NetworkIsolation.STRICT:
         dns = {
             "to": [
@@ -68,6 +83,14 @@ def network_policies(
             "ingress": [{"from": [{"podSelector": {}}]}],
             "egress": [{"to": [tenant_peer]}, dns],
         }
-        return [_policy(STRICT_POLICY, namespace, spec, tenant=tenant, project=project,
-                        environment=environment)]
+        return [
+            _policy(
+                STRICT_POLICY,
+                namespace,
+                spec,
+                tenant=tenant,
+                project=project,
+                environment=environment,
+            )
+        ]
     return []

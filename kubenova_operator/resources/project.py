@@ -14,9 +14,9 @@ from .rbac import role_binding, sa_subject, service_account, subjects
 from .tenant import guardrails, owner_subjects, readonly_subjects
 
 
-def environment_quotas(project: str, tenant: str, spec: ProjectSpec) -> list[
-    tuple[str, str | None, dict[str, str | int]]
-]:
+def environment_quotas(
+    project: str, tenant: str, spec: ProjectSpec
+) -> list[tuple[str, str | None, dict[str, str | int]]]:
     """(namespace, environment, quota hard) for each of the project's namespaces."""
     names = project_namespaces(tenant, project, spec)
     if not spec.environments:
@@ -57,8 +57,9 @@ def project_children(
             )
         )
         out.extend(
-            guardrails(ns, tenant=tenant, spec=tenant_spec, hard=hard, project=project,
-                       environment=env)
+            guardrails(
+                ns, tenant=tenant, spec=tenant_spec, hard=hard, project=project, environment=env
+            )
         )
         for role, members in (
             (L.ROLE_TENANT_OWNER, owners),
@@ -66,7 +67,6 @@ def project_children(
             (L.ROLE_APP_USER, app_users),
         ):
             out.append(
-                role_binding(role, ns, members, tenant=tenant, project=project,
-                             environment=env)
+                role_binding(role, ns, members, tenant=tenant, project=project, environment=env)
             )
     return out

@@ -9,7 +9,7 @@ garbage collector only rescans API groups every ~30 s).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,8 +28,13 @@ def install_platform(cluster: Cluster) -> None:
     cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
     cluster.kubectl("apply", "--server-side", "-f", str(REPO / "manifests/rbac/roles.yaml"))
     cluster.kubectl("create", "namespace", "kubenova-system", check=False)
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/tenants.kubenova.io", "crd/projects.kubenova.io")
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/tenants.kubenova.io",
+        "crd/projects.kubenova.io",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +72,7 @@ async def operator(cluster: Cluster, workdir: Path) -> AsyncIterator[OperatorPro
         assert op.alive(), f"operator exited:\n{op.tail()}"
         return op.healthy()
 
-    await eventually(healthy, timeout=60, what="operator /healthz")
+    await eventually(healthy, deadline=60, what="operator /healthz")
     yield op
     op.stop()
 
@@ -79,11 +84,13 @@ async def api(cluster: Cluster) -> AsyncIterator[client.ApiClient]:
     await api.close()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """On a failing e2e test, attach the operator's last log lines to the report."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.failed and "operator" in getattr(item, "funcargs", {}):
-        op = item.funcargs["operator"]
+    report = yield
+    op = getattr(item, "funcargs", {}).get("operator")
+    if report.failed and isinstance(op, OperatorProcess):
         report.sections.append(("operator log (tail)", op.tail(80)))
+    return report

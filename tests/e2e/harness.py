@@ -34,11 +34,13 @@ class Cluster:
     kubeconfig: Path
     kubectl_binary: list[str]
 
-    def kubectl(self, *args: str, check: bool = True,
-                input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [*self.kubectl_binary, f"--kubeconfig={self.kubeconfig}"]
-        result = subprocess.run([*cmd, *args], capture_output=True, text=True, input=input,
-                                timeout=120, check=False)
+        result = subprocess.run(
+            [*cmd, *args], capture_output=True, text=True, input=input, timeout=120, check=False
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
         return result
@@ -48,9 +50,18 @@ class Cluster:
         server = self.server()
         ca = self.ca_file()
         return subprocess.run(
-            [*self.kubectl_binary, f"--server={server}", f"--certificate-authority={ca}",
-             f"--token={token}", "--kubeconfig=/dev/null", *args],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                *self.kubectl_binary,
+                f"--server={server}",
+                f"--certificate-authority={ca}",
+                f"--token={token}",
+                "--kubeconfig=/dev/null",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
 
     def server(self) -> str:
@@ -61,8 +72,9 @@ class Cluster:
         path = self.kubeconfig.parent / "kubeconfig-ca.crt"
         if not path.exists():
             cfg = yaml.safe_load(self.kubeconfig.read_text())
-            path.write_bytes(base64.b64decode(
-                cfg["clusters"][0]["cluster"]["certificate-authority-data"]))
+            path.write_bytes(
+                base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"])
+            )
         return path
 
     def apply(self, manifest: dict[str, Any] | str) -> None:
@@ -76,26 +88,58 @@ class Cluster:
 
 async def api_client(kubeconfig: Path) -> client.ApiClient:
     configuration = client.Configuration()
-    await config.load_kube_config(config_file=str(kubeconfig),
-                                  client_configuration=configuration)
+    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
     return client.ApiClient(configuration)
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 30.0,
-                     interval: float = 0.2, what: str = "condition") -> T:
+async def merge_patch(
+    api: client.ApiClient,
+    plural: str,
+    name: str,
+    patch: dict[str, Any],
+    namespace: str | None = None,
+) -> None:
+    """A JSON merge patch of a kubenova.io object (the generated client defaults to
+    JSON patch)."""
+    custom = client.CustomObjectsApi(api)
+    merge = "application/merge-patch+json"
+    if namespace:
+        await custom.patch_namespaced_custom_object(  # type: ignore[call-arg]
+            GROUP, VERSION, namespace, plural, name, patch, _content_type=merge
+        )
+    else:
+        await custom.patch_cluster_custom_object(  # type: ignore[call-arg]
+            GROUP, VERSION, plural, name, patch, _content_type=merge
+        )
+
+
+def api_message(exc: ApiException) -> str:
+    """The message of the metav1.Status an API error carries."""
+    body = exc.body.decode() if isinstance(exc.body, bytes) else str(exc.body)
+    return str(json.loads(body)["message"])
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    deadline: float = 30.0,
+    interval: float = 0.2,
+    what: str = "condition",
+) -> T:
     """Poll `probe` until it returns a truthy value or raises nothing falsy, with a
     deadline; fail with the last value or error seen."""
-    deadline = time.monotonic() + timeout
+    end = time.monotonic() + deadline
     last: Any = None
     while True:
         try:
-            last = await probe()
-            if last:
-                return last
+            value = await probe()
+            if value:
+                return value
+            last = value
         except (AssertionError, ApiException) as exc:
             last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {deadline}s waiting for {what}; last: {last!r}")
         await asyncio.sleep(interval)
 
 
@@ -107,32 +151,43 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
 
 
 async def watch_until(
-    api: client.ApiClient, plural: str, name: str, predicate: Callable[[dict[str, Any]], bool],
-    *, namespace: str | None = None, timeout: float = 60.0,
+    api: client.ApiClient,
+    plural: str,
+    name: str,
+    predicate: Callable[[dict[str, Any]], bool],
+    *,
+    namespace: str | None = None,
+    deadline: float = 60.0,
 ) -> dict[str, Any]:
     """Watch one kubenova.io object until `predicate(obj)` holds (checked on the current
     state first, then on every change)."""
     custom = client.CustomObjectsApi(api)
     last: dict[str, Any] | None = None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
         if namespace:
             listing = await custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, field_selector=f"metadata.name={name}")
+                GROUP, VERSION, namespace, plural, field_selector=f"metadata.name={name}"
+            )
         else:
             listing = await custom.list_cluster_custom_object(
-                GROUP, VERSION, plural, field_selector=f"metadata.name={name}")
+                GROUP, VERSION, plural, field_selector=f"metadata.name={name}"
+            )
         for item in listing["items"]:
             last = item
             if predicate(item):
                 return dict(item)
         rv = listing["metadata"]["resourceVersion"]
         stream = watch.Watch()
-        remaining = max(1, int(deadline - time.monotonic()))
-        kwargs: dict[str, Any] = {"field_selector": f"metadata.name={name}",
-                                  "resource_version": rv, "timeout_seconds": remaining}
-        func = (custom.list_namespaced_custom_object if namespace
-                else custom.list_cluster_custom_object)
+        remaining = max(1, int(end - time.monotonic()))
+        kwargs: dict[str, Any] = {
+            "field_selector": f"metadata.name={name}",
+            "resource_version": rv,
+            "timeout_seconds": remaining,
+        }
+        func = (
+            custom.list_namespaced_custom_object if namespace else custom.list_cluster_custom_object
+        )
         args = (GROUP, VERSION, namespace, plural) if namespace else (GROUP, VERSION, plural)
         try:
             async with stream.stream(func, *args, **kwargs) as events:
@@ -144,16 +199,27 @@ async def watch_until(
         except ApiException as exc:
             if exc.status != 410:
                 raise
-    raise AssertionError(f"{plural}/{name}: timed out after {timeout}s; last seen: "
-                         f"{json.dumps((last or {}).get('status'), default=str)[:2000]}")
+    raise AssertionError(
+        f"{plural}/{name}: timed out after {deadline}s; last seen: "
+        f"{json.dumps((last or {}).get('status'), default=str)[:2000]}"
+    )
+
+
+def must_condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    """The condition, failing the test when the object does not have it."""
+    found = condition(obj, type_)
+    assert found is not None, f"no {type_} condition in {obj.get('status')}"
+    return found
 
 
 def ready_at_generation(obj: dict[str, Any]) -> bool:
     cond = condition(obj, "Ready")
-    return bool(cond and cond["status"] == "True"
-                and cond.get("observedGeneration") == obj["metadata"]["generation"]
-                and obj.get("status", {}).get("observedGeneration")
-                == obj["metadata"]["generation"])
+    return bool(
+        cond
+        and cond["status"] == "True"
+        and cond.get("observedGeneration") == obj["metadata"]["generation"]
+        and obj.get("status", {}).get("observedGeneration") == obj["metadata"]["generation"]
+    )
 
 
 def env_flag(name: str) -> bool:
@@ -185,8 +251,11 @@ class OperatorProcess:
     def start(self) -> None:
         logfile = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kubenova_operator"], env=self.env, stdout=logfile,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "kubenova_operator"],
+            env=self.env,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         logfile.close()
 
@@ -207,14 +276,16 @@ class OperatorProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
-                                    timeout=5) as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as response:
             return str(response.read().decode())
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz",
-                                        timeout=2) as response:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.health_port}/healthz", timeout=2
+            ) as response:
                 return bool(response.status == 200)
         except OSError:
             return False
@@ -242,8 +313,11 @@ def metric_value(text: str, name: str, **labels: str) -> float:
         if series == name and not want:
             return float(value)
         if "{" in series and series.split("{", 1)[0] == name:
-            got = dict(part.split("=", 1) for part in series.split("{", 1)[1].rstrip("}").split(",")
-                       if part)
+            got = dict(
+                part.split("=", 1)
+                for part in series.split("{", 1)[1].rstrip("}").split(",")
+                if part
+            )
             if all(got.get(k) == f'"{v}"' for k, v in labels.items()):
                 total += float(value)
     return total

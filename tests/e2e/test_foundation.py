@@ -3,8 +3,6 @@ the real API server, a Tenant built, Ready, listed, and deleted through its fina
 
 from __future__ import annotations
 
-import json
-
 from typing import Any
 
 import pytest
@@ -16,6 +14,7 @@ from .harness import (
     VERSION,
     Cluster,
     OperatorProcess,
+    api_message,
     condition,
     eventually,
     metric_value,
@@ -25,16 +24,21 @@ from .harness import (
 
 
 def tenant(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Tenant", "metadata": {"name": name},
-            "spec": spec}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Tenant",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 async def test_tenant_becomes_ready_and_deletes_cleanly(
     cluster: Cluster, operator: OperatorProcess, api: client.ApiClient
 ) -> None:
     custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
-    await custom.create_cluster_custom_object(GROUP, VERSION, "tenants", tenant(
-        "found", owners=[{"kind": "User", "name": "fiona"}]))
+    await custom.create_cluster_custom_object(
+        GROUP, VERSION, "tenants", tenant("found", owners=[{"kind": "User", "name": "fiona"}])
+    )
     obj = await watch_until(api, "tenants", "found", ready_at_generation)
     assert obj["status"]["phase"] == "Ready"
     assert obj["status"]["namespaces"] == ["found-owner", "found-apps"]
@@ -51,12 +55,15 @@ async def test_tenant_becomes_ready_and_deletes_cleanly(
     assert header.split() == ["NAME", "READY", "PHASE", "NAMESPACES", "PROJECTS", "AGE"]
     assert row.split()[:5] == ["found", "True", "Ready", "2", "0"]
     assert "found" in cluster.kubectl("get", "kubenova").stdout  # the category
-    cluster.kubectl("wait", "--for=condition=Ready", "tenant.kubenova.io/found",
-                    "--timeout=10s")
+    cluster.kubectl("wait", "--for=condition=Ready", "tenant.kubenova.io/found", "--timeout=10s")
 
     metrics = operator.metrics()
-    assert metric_value(metrics, "controller_runtime_reconcile_total",
-                        controller="tenant", result="success") >= 1
+    assert (
+        metric_value(
+            metrics, "controller_runtime_reconcile_total", controller="tenant", result="success"
+        )
+        >= 1
+    )
     assert "controller_runtime_reconcile_time_seconds_bucket" in metrics
 
     await custom.delete_cluster_custom_object(GROUP, VERSION, "tenants", "found")
@@ -68,7 +75,7 @@ async def test_tenant_becomes_ready_and_deletes_cleanly(
             return exc.status == 404
         return False
 
-    await eventually(gone, timeout=30, what="the Tenant to be deleted")
+    await eventually(gone, deadline=30, what="the Tenant to be deleted")
     # deletionPolicy Retain (default): the namespace stays, released.
     ns = await core.read_namespace("found-owner")
     assert "kubenova.io/tenant" not in (ns.metadata.labels or {})
@@ -77,24 +84,48 @@ async def test_tenant_becomes_ready_and_deletes_cleanly(
 @pytest.mark.parametrize(
     ("name", "spec", "message"),
     [
-        ("typed", {"budget": {"maxProjects": "many"}},
-         'spec.budget.maxProjects: Invalid value: "string": spec.budget.maxProjects in body '
-         "must be of type integer"),
-        ("enum", {"networkIsolation": "Open"},
-         'spec.networkIsolation: Unsupported value: "Open": supported values: "Strict", '
-         '"Tenant", "None"'),
-        ("x" * 58, {},
-         "a Tenant name may have at most 57 characters, so that its namespace "
-         "'<name>-owner' fits in 63"),
-        ("ttl", {"credentials": {"defaultTTLSeconds": 7200, "maxTTLSeconds": 3600}},
-         "defaultTTLSeconds must not exceed maxTTLSeconds"),
-        ("sa", {"owners": [{"kind": "ServiceAccount", "name": "ci"}]},
-         "a ServiceAccount subject needs a namespace"),
-        ("labels", {"namespaceMetadata": {"labels": {"kubenova.io/tenant": "other"}}},
-         "labels under kubenova.io/"),
+        (
+            "typed",
+            {"budget": {"maxProjects": "many"}},
+            'spec.budget.maxProjects: Invalid value: "string": spec.budget.maxProjects in body '
+            "must be of type integer",
+        ),
+        (
+            "enum",
+            {"networkIsolation": "Open"},
+            'spec.networkIsolation: Unsupported value: "Open": supported values: "Strict", '
+            '"Tenant", "None"',
+        ),
+        (
+            "x" * 58,
+            {},
+            "a Tenant name may have at most 57 characters, so that its namespace "
+            "'<name>-owner' fits in 63",
+        ),
+        (
+            "ttl",
+            {"credentials": {"defaultTTLSeconds": 7200, "maxTTLSeconds": 3600}},
+            "defaultTTLSeconds must not exceed maxTTLSeconds",
+        ),
+        (
+            "sa",
+            {"owners": [{"kind": "ServiceAccount", "name": "ci"}]},
+            "a ServiceAccount subject needs a namespace",
+        ),
+        (
+            "labels",
+            {"namespaceMetadata": {"labels": {"kubenova.io/tenant": "other"}}},
+            "labels under kubenova.io/",
+        ),
     ],
-    ids=["wrong-type", "unknown-enum", "name-too-long", "ttl-bounds", "sa-subject",
-         "reserved-label"],
+    ids=[
+        "wrong-type",
+        "unknown-enum",
+        "name-too-long",
+        "ttl-bounds",
+        "sa-subject",
+        "reserved-label",
+    ],
 )
 async def test_bad_tenant_is_refused_with_a_clear_message(
     api: client.ApiClient, name: str, spec: dict[str, Any], message: str
@@ -103,7 +134,7 @@ async def test_bad_tenant_is_refused_with_a_clear_message(
     with pytest.raises(ApiException) as refused:
         await custom.create_cluster_custom_object(GROUP, VERSION, "tenants", tenant(name, **spec))
     assert refused.value.status == 422
-    assert message in json.loads(refused.value.body)["message"], refused.value.body
+    assert message in api_message(refused.value), refused.value.body
 
 
 async def test_status_is_not_writable_through_spec_and_conditions_are_well_formed(
@@ -114,8 +145,14 @@ async def test_status_is_not_writable_through_spec_and_conditions_are_well_forme
     obj = await watch_until(api, "tenants", "shape", ready_at_generation)
     ready = condition(obj, "Ready")
     assert ready is not None
-    assert set(ready) >= {"type", "status", "reason", "message", "lastTransitionTime",
-                          "observedGeneration"}
+    assert set(ready) >= {
+        "type",
+        "status",
+        "reason",
+        "message",
+        "lastTransitionTime",
+        "observedGeneration",
+    }
     # kstatus reads observedGeneration == generation + Ready=True as Current.
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
     await custom.delete_cluster_custom_object(GROUP, VERSION, "tenants", "shape")

@@ -10,33 +10,38 @@ from kubenova_operator.resources.budget import ProjectInput, admit_projects
 
 
 def project(name: str, cpu: str, envs: int = 0, standing: str | None = None) -> ProjectInput:
-    spec = ProjectSpec.model_validate({
-        "environments": [{"name": f"e{i}"} for i in range(envs)],
-        "budget": {"hard": {"requests.cpu": cpu}},
-    })
+    spec = ProjectSpec.model_validate(
+        {
+            "environments": [{"name": f"e{i}"} for i in range(envs)],
+            "budget": {"hard": {"requests.cpu": cpu}},
+        }
+    )
     held = {"requests.cpu": Decimal(standing)} if standing is not None else {}
     return ProjectInput(name=name, spec=spec, standing=held, built=standing is not None)
 
 
-TENANT = TenantSpec.model_validate({"budget": {"hard": {"requests.cpu": "4"},
-                                               "maxProjects": 3, "maxNamespaces": 6}})
+TENANT = TenantSpec.model_validate(
+    {"budget": {"hard": {"requests.cpu": "4"}, "maxProjects": 3, "maxNamespaces": 6}}
+)
 
 
 def test_projects_fit_in_order() -> None:
-    decisions, total = admit_projects("acme", TENANT, [project("a", "1", envs=2),
-                                                      project("b", "2"),
-                                                      project("c", "1")], {})
+    decisions, total = admit_projects(
+        "acme", TENANT, [project("a", "1", envs=2), project("b", "2"), project("c", "1")], {}
+    )
     assert [d.admitted for d in decisions] == [True, True, False]
     assert decisions[2].reason == "BudgetExceeded"
     assert "requests.cpu: asks 1, other projects hold 4, tenant budget is 4 (0 left)" in (
-        decisions[2].message)
+        decisions[2].message
+    )
     assert total == {"requests.cpu": Decimal(4)}
 
 
 def test_a_grown_project_cannot_squeeze_a_newer_one() -> None:
     # a (older) held 1 and now asks 3; b holds 2: a's change must be refused, b stays.
     decisions, total = admit_projects(
-        "acme", TENANT, [project("a", "3", standing="1"), project("b", "2", standing="2")], {})
+        "acme", TENANT, [project("a", "3", standing="1"), project("b", "2", standing="2")], {}
+    )
     assert [(d.name, d.admitted) for d in decisions] == [("a", False), ("b", True)]
     assert decisions[0].claim == {"requests.cpu": Decimal(1)}  # keeps what it had
     assert total == {"requests.cpu": Decimal(3)}
@@ -51,17 +56,20 @@ def test_lowered_tenant_budget_keeps_unchanged_projects() -> None:
 
 def test_limits_names_and_conflicts() -> None:
     decisions, _ = admit_projects(
-        "acme", TENANT,
-        [project("a", "0"), project("b", "0"), project("c", "0"), project("d", "0")], {})
+        "acme",
+        TENANT,
+        [project("a", "0"), project("b", "0"), project("c", "0"), project("d", "0")],
+        {},
+    )
     assert decisions[3].reason == "ProjectLimitExceeded"
     decisions, _ = admit_projects("acme", TENANT, [project("a", "0", envs=5)], {})
     assert decisions[0].reason == "NamespaceLimitExceeded"
     decisions, _ = admit_projects("acme", TENANT, [project("x" * 60, "0")], {})
     assert decisions[0].reason == "NameTooLong"
-    decisions, _ = admit_projects("acme", TENANT, [project("web", "0")],
-                                  {"acme-web": (None, None)})
+    decisions, _ = admit_projects("acme", TENANT, [project("web", "0")], {"acme-web": (None, None)})
     assert decisions[0].reason == "NamespaceConflict"
     assert "created by hand" in decisions[0].message
-    decisions, _ = admit_projects("acme", TENANT, [project("web", "0")],
-                                  {"acme-web": ("acme", "web")})
+    decisions, _ = admit_projects(
+        "acme", TENANT, [project("web", "0")], {"acme-web": ("acme", "web")}
+    )
     assert decisions[0].admitted  # its own namespace

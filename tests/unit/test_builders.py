@@ -13,8 +13,11 @@ from kubenova_operator.resources.tenant import apps_quota, tenant_children
 
 
 def _by(objs: list[dict[str, Any]], kind: str) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
-            for o in objs if o["kind"] == kind}
+    return {
+        (o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+        for o in objs
+        if o["kind"] == kind
+    }
 
 
 def tenant_spec(**fields: Any) -> TenantSpec:
@@ -42,12 +45,15 @@ def test_tenant_gets_two_namespaces_with_guardrails() -> None:
     owner = bindings[("acme-apps", L.ROLE_TENANT_OWNER)]
     assert owner["roleRef"]["name"] == L.ROLE_TENANT_OWNER
     assert {"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"} in (
-        owner["subjects"])
+        owner["subjects"]
+    )
     assert {"kind": "ServiceAccount", "name": "kubenova-owner", "namespace": "acme-owner"} in (
-        owner["subjects"])
+        owner["subjects"]
+    )
     readonly = bindings[("acme-apps", L.ROLE_READONLY)]
     assert {"kind": "Group", "name": "auditors", "apiGroup": "rbac.authorization.k8s.io"} in (
-        readonly["subjects"])
+        readonly["subjects"]
+    )
 
     quotas = _by(objs, "ResourceQuota")
     assert quotas[("acme-apps", "kubenova-quota")]["spec"]["hard"] == {"requests.cpu": "4"}
@@ -62,8 +68,7 @@ def test_tenant_gets_two_namespaces_with_guardrails() -> None:
 def test_network_isolation_modes() -> None:
     none = tenant_children("t", tenant_spec(networkIsolation="None"), {})
     assert not _by(none, "NetworkPolicy")
-    strict = _by(tenant_children("t", tenant_spec(networkIsolation="Strict"), {}),
-                 "NetworkPolicy")
+    strict = _by(tenant_children("t", tenant_spec(networkIsolation="Strict"), {}), "NetworkPolicy")
     spec = strict[("t-apps", "kubenova-strict-isolation")]["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert spec["ingress"] == [{"from": [{"podSelector": {}}]}]
@@ -77,18 +82,21 @@ def test_apps_namespace_gets_what_projects_leave() -> None:
 
 def test_project_namespaces_and_roles() -> None:
     tspec = tenant_spec(owners=[{"kind": "User", "name": "alice"}])
-    pspec = ProjectSpec.model_validate({
-        "environments": [{"name": "dev"}, {"name": "prod", "hard": {"requests.cpu": "2"}}],
-        "budget": {"hard": {"requests.cpu": "1"}},
-        "developers": [{"kind": "User", "name": "bob"}],
-    })
+    pspec = ProjectSpec.model_validate(
+        {
+            "environments": [{"name": "dev"}, {"name": "prod", "hard": {"requests.cpu": "2"}}],
+            "budget": {"hard": {"requests.cpu": "1"}},
+            "developers": [{"kind": "User", "name": "bob"}],
+        }
+    )
     objs = project_children("web", "acme", tspec, pspec)
     assert set(_by(objs, "Namespace")) == {("", "acme-web-dev"), ("", "acme-web-prod")}
     quotas = _by(objs, "ResourceQuota")
     assert quotas[("acme-web-prod", "kubenova-quota")]["spec"]["hard"] == {"requests.cpu": "2"}
     app_users = _by(objs, "RoleBinding")[("acme-web-dev", L.ROLE_APP_USER)]["subjects"]
     assert {"kind": "ServiceAccount", "name": "web-deployer", "namespace": "acme-owner"} in (
-        app_users)
+        app_users
+    )
     assert {"kind": "User", "name": "bob", "apiGroup": "rbac.authorization.k8s.io"} in app_users
     assert project_claim("web", "acme", pspec) == {"requests.cpu": Decimal(3)}
     labels = _by(objs, "Namespace")[("", "acme-web-prod")]["metadata"]["labels"]

@@ -24,8 +24,11 @@ def _walk(node: Any, path: str = "") -> list[str]:
             problems.append(f"{path}: properties without type object")
         if "anyOf" in node and not node.get("x-kubernetes-int-or-string"):
             problems.append(f"{path}: anyOf outside int-or-string")
-        if ("type" not in node and not node.get("x-kubernetes-int-or-string")
-                and not node.get("x-kubernetes-preserve-unknown-fields")):
+        if (
+            "type" not in node
+            and not node.get("x-kubernetes-int-or-string")
+            and not node.get("x-kubernetes-preserve-unknown-fields")
+        ):
             problems.append(f"{path}: no type")
         for key in ("properties",):
             for name, sub in node.get(key, {}).items():
@@ -56,8 +59,9 @@ def test_crd_is_served_as_documented(kind: type[CustomResource]) -> None:
 
 
 def test_descriptions_reach_kubectl_explain() -> None:
-    spec = build_crd(Tenant)["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
-        "properties"]["spec"]["properties"]
+    spec = build_crd(Tenant)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "spec"
+    ]["properties"]
     assert "Retain (default)" in spec["deletionPolicy"]["description"]
     assert spec["networkIsolation"]["enum"] == ["Strict", "Tenant", "None"]
     assert spec["networkIsolation"]["default"] == "Tenant"

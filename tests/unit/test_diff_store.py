@@ -8,8 +8,11 @@ from kubenova_operator.kube.store import Store
 
 def test_only_desired_fields_count() -> None:
     desired = {"metadata": {"labels": {"a": "1"}}, "spec": {"hard": {"cpu": "1000m"}}}
-    observed: dict[str, Any] = {"metadata": {"labels": {"a": "1", "other": "x"}, "uid": "u"},
-                "spec": {"hard": {"cpu": "1"}}, "status": {"used": {}}}
+    observed: dict[str, Any] = {
+        "metadata": {"labels": {"a": "1", "other": "x"}, "uid": "u"},
+        "spec": {"hard": {"cpu": "1"}},
+        "status": {"used": {}},
+    }
     assert differences(desired, observed) == []
     observed["metadata"]["labels"]["a"] = "2"
     assert differences(desired, observed) == ["metadata.labels.a"]
@@ -18,8 +21,16 @@ def test_only_desired_fields_count() -> None:
 
 
 def _obj(rv: str, label: str = "x", uid: str = "u1") -> dict[str, object]:
-    return {"kind": "ConfigMap", "metadata": {"name": "n", "namespace": "ns", "uid": uid,
-            "resourceVersion": rv, "labels": {"kubenova.io/tenant": label}}}
+    return {
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "n",
+            "namespace": "ns",
+            "uid": uid,
+            "resourceVersion": rv,
+            "labels": {"kubenova.io/tenant": label},
+        },
+    }
 
 
 def test_store_ignores_stale_versions_and_indexes_by_tenant() -> None:

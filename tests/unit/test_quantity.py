@@ -16,9 +16,16 @@ from kubenova_operator.resources.quantity import (
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("500m", Decimal("0.5")), ("2", Decimal(2)), ("1Gi", Decimal(2**30)),
-     ("1.5Gi", Decimal(3 * 2**29)), ("1k", Decimal(1000)), ("1e3", Decimal(1000)),
-     (4, Decimal(4)), ("100Mi", Decimal(100 * 2**20))],
+    [
+        ("500m", Decimal("0.5")),
+        ("2", Decimal(2)),
+        ("1Gi", Decimal(2**30)),
+        ("1.5Gi", Decimal(3 * 2**29)),
+        ("1k", Decimal(1000)),
+        ("1e3", Decimal(1000)),
+        (4, Decimal(4)),
+        ("100Mi", Decimal(100 * 2**20)),
+    ],
 )
 def test_parse(text: str | int, value: Decimal) -> None:
     assert parse_quantity(text) == value
@@ -32,8 +39,14 @@ def test_parse_refuses_garbage(bad: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(Decimal("0.5"), "500m"), (Decimal(2), "2"), (Decimal(2**31), "2Gi"),
-     (Decimal(0), "0"), (Decimal("1.5"), "1500m"), (Decimal(1000), "1000")],
+    [
+        (Decimal("0.5"), "500m"),
+        (Decimal(2), "2"),
+        (Decimal(2**31), "2Gi"),
+        (Decimal(0), "0"),
+        (Decimal("1.5"), "1500m"),
+        (Decimal(1000), "1000"),
+    ],
 )
 def test_format(value: Decimal, text: str) -> None:
     assert format_quantity(value) == text
