@@ -45,7 +45,9 @@ class Cluster:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
         return result
 
-    def token_kubectl(self, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    def token_kubectl(
+        self, token: str, *args: str, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """kubectl with only a bearer token (no admin certificate)."""
         server = self.server()
         ca = self.ca_file()
@@ -60,6 +62,7 @@ class Cluster:
             ],
             capture_output=True,
             text=True,
+            input=stdin,
             timeout=60,
             check=False,
         )
