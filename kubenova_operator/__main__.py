@@ -25,8 +25,9 @@ from .controllers.context import Context, ctx, set_context
 from .controllers.queue import TenantQueue
 from .controllers.tenant import reconcile_tenant
 from .kube.client import Kube
+from .observability.health import Leadership, start_health_server
 from .observability.logs import configure_logging
-from .observability.metrics import LEADER, serve_metrics
+from .observability.metrics import serve_metrics
 from .observability.tracing import configure_tracing
 from .resources.labels import MANAGED_SELECTOR
 
@@ -78,17 +79,12 @@ async def cleanup(**_: Any) -> None:
     set_context(None)
 
 
-@kopf.on.probe(id="kubenova")
-async def probe(**_: Any) -> str:
-    return __version__
-
-
 async def run_operator(settings: Settings, stop: asyncio.Event) -> None:
-    await kopf.operator(
-        clusterwide=True,
-        liveness_endpoint=f"http://{settings.bind_address}:{settings.health_port}/healthz",
-        stop_flag=stop,
-    )
+    Leadership.set(True)
+    try:
+        await kopf.operator(clusterwide=True, stop_flag=stop)
+    finally:
+        Leadership.set(False)
 
 
 async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> None:
@@ -106,13 +102,12 @@ async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> N
         lost = asyncio.Event()
 
         async def lead() -> None:
-            LEADER.set(1)
             logger.info("acquired leader lease %s/%s", settings.namespace, settings.lease_name)
             await run_operator(settings, stop)
             lost.set()
 
         async def stopped() -> None:
-            LEADER.set(0)
+            Leadership.set(False)
             lost.set()
 
         election = leaderelection.LeaderElection(
@@ -144,10 +139,14 @@ async def amain() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     serve_metrics(settings.metrics_port, settings.bind_address)
-    if settings.leader_election:
-        await run_with_leader_election(settings, stop)
-    else:
-        await run_operator(settings, stop)
+    health = await start_health_server(settings.bind_address, settings.health_port)
+    try:
+        if settings.leader_election:
+            await run_with_leader_election(settings, stop)
+        else:
+            await run_operator(settings, stop)
+    finally:
+        await health.cleanup()
 
 
 def main() -> None:

@@ -336,15 +336,23 @@ def cluster_from_env() -> LocalControlPlane | ExistingCluster:
     return LocalControlPlane()
 
 
+class KubectlError(RuntimeError):
+    pass
+
+
 def kubectl(
     *args: str, kubeconfig: Path, input: str | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    """Our own kubectl (the machine may have none), from the same binary."""
-    return subprocess.run(
+    """Our own kubectl (the machine may have none), from the same binary. With check,
+    a failure raises with kubectl's own message."""
+    result = subprocess.run(
         [str(controlplane_binary()), "kubectl", f"--kubeconfig={kubeconfig}", *args],
         capture_output=True,
         text=True,
         input=input,
-        check=check,
+        check=False,
         timeout=300,
     )
+    if check and result.returncode != 0:
+        raise KubectlError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+    return result

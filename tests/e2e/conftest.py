@@ -15,26 +15,12 @@ from pathlib import Path
 import pytest
 from kubenova_e2e.build import controlplane_binary
 from kubenova_e2e.controlplane import ExistingCluster, LocalControlPlane, cluster_from_env
+from kubenova_e2e.platform import OperatorProcess, install_platform
 from kubernetes_asyncio import client
 
-from .harness import REPO, Cluster, OperatorProcess, api_client, eventually
+from .harness import Cluster, api_client, eventually
 
 pytestmark = pytest.mark.e2e
-
-
-def install_platform(cluster: Cluster) -> None:
-    """What `kubectl apply -k manifests/` installs, minus the Deployment: CRDs, the
-    product roles, the operator's namespace. The operator runs as a local process."""
-    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "manifests/rbac/roles.yaml"))
-    cluster.kubectl("create", "namespace", "kubenova-system", check=False)
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/tenants.kubenova.io",
-        "crd/projects.kubenova.io",
-    )
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +38,7 @@ def control_plane() -> Iterator[LocalControlPlane | ExistingCluster]:
 def cluster(control_plane: LocalControlPlane | ExistingCluster) -> Cluster:
     binary = controlplane_binary()
     c = Cluster(kubeconfig=control_plane.kubeconfig, kubectl_binary=[str(binary), "kubectl"])
-    install_platform(c)
+    install_platform(c.kubeconfig)
     if isinstance(control_plane, LocalControlPlane):
         control_plane.start_controllers()
     return c

@@ -10,11 +10,8 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,82 +224,6 @@ def ready_at_generation(obj: dict[str, Any]) -> bool:
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").lower() in ("1", "true", "yes")
-
-
-class OperatorProcess:
-    """The operator as it runs in production: its own process, its own settings."""
-
-    def __init__(self, kubeconfig: Path, workdir: Path, **env: str) -> None:
-        self.kubeconfig = kubeconfig
-        self.log = workdir / "operator.log"
-        self.metrics_port = free_port()
-        self.health_port = free_port()
-        self.env = {
-            **os.environ,
-            "KUBECONFIG": str(kubeconfig),
-            "KUBENOVA_LOG_FORMAT": "text",
-            "KUBENOVA_LOG_LEVEL": "INFO",
-            "KUBENOVA_METRICS_PORT": str(self.metrics_port),
-            "KUBENOVA_HEALTH_PORT": str(self.health_port),
-            "KUBENOVA_BIND_ADDRESS": "127.0.0.1",
-            "KUBENOVA_RESYNC_SECONDS": "5",
-            "KUBENOVA_POD_NAME": "e2e-operator",
-            **env,
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        logfile = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kubenova_operator"],
-            env=self.env,
-            stdout=logfile,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        logfile.close()
-
-    def stop(self, kill: bool = False) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        if kill:
-            self.proc.kill()
-        else:
-            self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
-        ) as response:
-            return str(response.read().decode())
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.health_port}/healthz", timeout=2
-            ) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    def tail(self, lines: int = 60) -> str:
-        if not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from kubenova_e2e.platform import OperatorProcess
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -13,7 +14,6 @@ from .harness import (
     GROUP,
     VERSION,
     Cluster,
-    OperatorProcess,
     api_message,
     condition,
     eventually,

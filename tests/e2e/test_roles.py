@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from kubenova_e2e.platform import OperatorProcess
 from kubernetes_asyncio import client
 
-from .harness import GROUP, VERSION, Cluster, OperatorProcess, ready_at_generation, watch_until
+from .harness import GROUP, VERSION, Cluster, ready_at_generation, watch_until
 
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: probe\n"
 

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from kubenova_e2e.platform import OperatorProcess
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -14,7 +15,6 @@ from .harness import (
     GROUP,
     VERSION,
     Cluster,
-    OperatorProcess,
     api_message,
     condition,
     eventually,

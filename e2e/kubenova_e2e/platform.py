@@ -1,0 +1,108 @@
+"""Kubenova on a cluster, for the demo and the tests: the platform objects
+(`manifests/` minus the Deployment) and the operator as a local process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from .build import REPO
+from .controlplane import free_port, kubectl
+
+OPERATOR_NAMESPACE = "kubenova-system"
+
+
+def install_platform(kubeconfig: Path) -> None:
+    """CRDs, the product ClusterRoles and the operator's namespace (what
+    `kubectl apply -k manifests/` installs, less the in-cluster Deployment)."""
+    kubectl("apply", "--server-side", "-k", str(REPO / "crds"), kubeconfig=kubeconfig)
+    kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        str(REPO / "manifests" / "rbac" / "roles.yaml"),
+        kubeconfig=kubeconfig,
+    )
+    kubectl("create", "namespace", OPERATOR_NAMESPACE, kubeconfig=kubeconfig, check=False)
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/tenants.kubenova.io",
+        "crd/projects.kubenova.io",
+        kubeconfig=kubeconfig,
+    )
+
+
+class OperatorProcess:
+    """The operator as it runs in production: its own process, its own settings."""
+
+    def __init__(self, kubeconfig: Path, workdir: Path, **env: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = workdir / "operator.log"
+        self.metrics_port = free_port()
+        self.health_port = free_port()
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "KUBENOVA_LOG_FORMAT": "text",
+            "KUBENOVA_NAMESPACE": OPERATOR_NAMESPACE,
+            "KUBENOVA_LOG_LEVEL": "INFO",
+            "KUBENOVA_METRICS_PORT": str(self.metrics_port),
+            "KUBENOVA_HEALTH_PORT": str(self.health_port),
+            "KUBENOVA_BIND_ADDRESS": "127.0.0.1",
+            "KUBENOVA_RESYNC_SECONDS": "5",
+            "KUBENOVA_POD_NAME": "e2e-operator",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        logfile = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kubenova_operator"],
+            env=self.env,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        logfile.close()
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as response:
+            return str(response.read().decode())
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.health_port}/healthz", timeout=2
+            ) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def tail(self, lines: int = 60) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

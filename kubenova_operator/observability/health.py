@@ -1,0 +1,41 @@
+"""/healthz for the kubelet, served whether or not this replica leads.
+
+kopf's own liveness endpoint only exists while kopf runs, i.e. on the leader; a hot
+standby would fail its probe and be restarted forever. This endpoint answers on every
+replica: healthy means the event loop answers (and, on the leader, that kopf is up).
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from .metrics import LEADER
+
+
+class Leadership:
+    """Whether this replica currently runs the controllers (gauge kubenova_leader)."""
+
+    leading = False
+
+    @classmethod
+    def set(cls, leading: bool) -> None:
+        cls.leading = leading
+        LEADER.set(1 if leading else 0)
+
+
+async def start_health_server(address: str, port: int) -> web.AppRunner:
+    async def healthz(_: web.Request) -> web.Response:
+        role = "leader" if LEADER._value.get() else "standby"
+        return web.Response(
+            text=json.dumps({"status": "ok", "role": role}), content_type="application/json"
+        )
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, address, port).start()
+    return runner
