@@ -20,11 +20,12 @@ from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 
 from . import __version__, controllers
 from .config import Settings, get_settings
-from .controllers.children import CHILD_RESOURCES
+from .controllers.children import prime_stores
 from .controllers.context import Context, ctx, set_context
 from .controllers.queue import TenantQueue
 from .controllers.tenant import reconcile_tenant
 from .kube.client import Kube
+from .kube.kinds import CHILD_RESOURCES
 from .observability.health import Leadership, start_health_server
 from .observability.logs import configure_logging
 from .observability.metrics import serve_metrics
@@ -70,6 +71,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.watching.label_selectors[group or "v1", plural] = MANAGED_SELECTOR
     kube = await Kube.connect()
     set_context(Context(kube=kube, settings=own, queue=TenantQueue(reconcile_tenant)))
+    await prime_stores()
     logger.info("kubenova-operator %s started against %s", __version__, kube.host)
 
 

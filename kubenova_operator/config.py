@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     resync_seconds: float = Field(
         default=60.0, gt=0, description="How often each parent re-checks its children."
     )
+    credential_check_seconds: float = Field(
+        default=30.0, gt=0, description="How often KubeConfigRequests are checked for rotation."
+    )
     capsule_proxy_url: str | None = Field(
         default=None, description="The cluster-default capsule-proxy URL for kubeconfigs."
     )

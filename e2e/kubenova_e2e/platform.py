@@ -55,6 +55,7 @@ class OperatorProcess:
             "KUBENOVA_HEALTH_PORT": str(self.health_port),
             "KUBENOVA_BIND_ADDRESS": "127.0.0.1",
             "KUBENOVA_RESYNC_SECONDS": "5",
+            "KUBENOVA_CREDENTIAL_CHECK_SECONDS": "5",
             "KUBENOVA_POD_NAME": "e2e-operator",
             **env,
         }

@@ -55,6 +55,12 @@ class CredentialDelivery(KubeModel):
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
         description="The Secret to write (mode Secret). Defaults to `<request>-kubeconfig`.",
     )
+    secret_key: str = Field(
+        default="kubeconfig",
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="The key of the Secret the kubeconfig is written under.",
+    )
 
 
 class KubeConfigRequestSpec(KubeModel):
@@ -104,8 +110,8 @@ class KubeConfigRequestSpec(KubeModel):
     recipient_public_key: str | None = Field(
         default=None,
         max_length=16384,
-        description="A PEM public key (X25519 or RSA >= 2048) to encrypt the kubeconfig "
-        "to. Create one with `kubenova keygen`.",
+        description="A PEM X25519 public key to encrypt the kubeconfig to (HPKE, RFC "
+        "9180). Create one with `kubenova keygen`.",
     )
     revoked: bool = Field(
         default=False,

@@ -1,5 +1,5 @@
 """kopf handlers, one module per kind. Importing this package registers them."""
 
-from . import children, project, tenant
+from . import children, kubeconfigrequest, project, tenant
 
-__all__ = ["children", "project", "tenant"]
+__all__ = ["children", "kubeconfigrequest", "project", "tenant"]

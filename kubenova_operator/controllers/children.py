@@ -13,19 +13,12 @@ from typing import Any
 
 import kopf
 
+from ..api.common import API_VERSION
 from ..kube import store
+from ..kube.kinds import CHILD_KINDS, CHILD_RESOURCES
 from ..resources import labels as L
 from .context import ctx
 from .tenant import tenant_key
-
-# (group, version, plural) of each kind Kubenova builds inside namespaces.
-CHILD_RESOURCES = (
-    ("", "v1", "serviceaccounts"),
-    ("", "v1", "resourcequotas"),
-    ("", "v1", "limitranges"),
-    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
-    ("networking.k8s.io", "v1", "networkpolicies"),
-)
 
 
 async def _observe(event: kopf.RawEvent, body: dict[str, Any]) -> None:
@@ -53,6 +46,31 @@ async def namespace_event(event: kopf.RawEvent, body: kopf.Body, name: str, **_:
         store.namespace_owners[name] = (labels.get(L.TENANT), labels.get(L.PROJECT))
     if labels.get(L.MANAGED_BY) == L.MANAGER or store.children.get(("Namespace", "", name)):
         await _observe(event, dict(body))
+
+
+async def prime_stores() -> None:
+    """Fill the stores with one LIST per kind before the first reconcile.
+
+    kopf lists and watches each kind independently, so without this a tenant could be
+    reconciled before its Projects are known, and its apps namespace would briefly get
+    the whole budget. Primed, the first pass after a restart finds everything in place
+    and writes nothing.
+    """
+    kube = ctx().kube
+    for kind in ("Tenant", "Project"):
+        for obj in await kube.list(API_VERSION, kind):
+            store.parents.upsert({**obj, "kind": kind, "apiVersion": API_VERSION})
+    for ns in await kube.list("v1", "Namespace"):
+        labels = ns["metadata"].get("labels") or {}
+        store.namespace_owners[ns["metadata"]["name"]] = (
+            labels.get(L.TENANT),
+            labels.get(L.PROJECT),
+        )
+        if labels.get(L.MANAGED_BY) == L.MANAGER:
+            store.children.upsert({**ns, "kind": "Namespace", "apiVersion": "v1"})
+    for api_version, kind in (*CHILD_KINDS, (API_VERSION, "KubeConfigRequest")):
+        for obj in await kube.list(api_version, kind, label_selector=L.MANAGED_SELECTOR):
+            store.children.upsert({**obj, "kind": kind, "apiVersion": api_version})
 
 
 def _register() -> None:

@@ -23,6 +23,7 @@ from ..api.common import API_VERSION
 from ..api.project import Project
 from ..api.tenant import Tenant, owner_namespace
 from ..kube import store
+from ..kube.kinds import CHILD_KINDS
 from ..resources import labels as L
 from ..resources.namespaces import release_patch
 from . import events
@@ -30,15 +31,6 @@ from .conditions import condition, merge_conditions
 from .context import ctx
 
 logger = logging.getLogger(__name__)
-
-# Namespaced children Kubenova makes, deleted or released before their namespaces.
-CHILD_KINDS = (
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    ("networking.k8s.io/v1", "NetworkPolicy"),
-    ("v1", "LimitRange"),
-    ("v1", "ResourceQuota"),
-    ("v1", "ServiceAccount"),
-)
 
 
 async def _teardown(selector: str, delete_namespaces: bool) -> int:
@@ -55,6 +47,10 @@ async def _teardown(selector: str, delete_namespaces: bool) -> int:
                 await kube.merge_patch(
                     api_version, kind, meta["name"], meta.get("namespace"), release_patch()
                 )
+    # Credentials never outlive what they were for.
+    for request in await kube.list(API_VERSION, "KubeConfigRequest", label_selector=selector):
+        meta = request["metadata"]
+        await kube.delete(API_VERSION, "KubeConfigRequest", meta["name"], meta["namespace"])
     namespaces = await kube.list("v1", "Namespace", label_selector=selector)
     for ns in namespaces:
         if delete_namespaces:

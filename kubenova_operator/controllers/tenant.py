@@ -26,7 +26,7 @@ from ..config import get_settings
 from ..kube import store
 from ..kube.diff import describe, object_key
 from ..kube.plan import Changes, plan_changes
-from ..observability.metrics import DRIFT_CORRECTIONS
+from ..observability.metrics import DRIFT_CORRECTIONS, record_phase
 from ..observability.reconcile import reconciler
 from ..resources.budget import Decision, ProjectInput, admit_projects
 from ..resources.namespaces import release_patch
@@ -270,8 +270,11 @@ async def _write_statuses(
         "proxyEndpoint": proxy_endpoint(tenant),
     }
     status["conditions"] = merge_conditions(old.get("conditions"), wanted)
+    record_phase("Tenant", name, phase)
     if not _unchanged(old, status):
-        await ctx().kube.patch_status(API_VERSION, "Tenant", name, None, status)
+        store.parents.upsert(
+            await ctx().kube.patch_status(API_VERSION, "Tenant", name, None, status)
+        )
         if over and not is_true(old.get("conditions"), "BudgetExceeded"):
             events.warning(body, "BudgetExceeded", wanted[-1]["message"])
 
@@ -315,8 +318,14 @@ async def _write_project_status(body: dict[str, Any], tenant: str, decision: Dec
     status["conditions"] = merge_conditions(old.get("conditions"), [ready])
     if same_status(old, status):
         return
-    await ctx().kube.patch_status(
-        API_VERSION, "Project", body["metadata"]["name"], body["metadata"]["namespace"], status
+    store.parents.upsert(
+        await ctx().kube.patch_status(
+            API_VERSION,
+            "Project",
+            body["metadata"]["name"],
+            body["metadata"]["namespace"],
+            status,
+        )
     )
     previous = find(old.get("conditions"), "Ready")
     if not decision.admitted and (previous is None or previous.get("reason") != decision.reason):
@@ -333,6 +342,7 @@ async def tenant_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     if event.get("type") == "DELETED":
         store.parents.remove(tenant_key(body["metadata"]["name"]))
         ctx().queue.forget(body["metadata"]["name"])
+        record_phase("Tenant", body["metadata"]["name"], None)
     else:
         store.parents.upsert(dict(body))
 

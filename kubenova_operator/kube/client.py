@@ -70,7 +70,9 @@ class Kube:
             return False
         return True
 
-    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+    async def apply(
+        self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER
+    ) -> dict[str, Any]:
         """Server-side apply under the `kubenova` field manager.
 
         force=True: Kubenova is the authority for the fields it sets (that is what
@@ -83,7 +85,7 @@ class Kube:
             body=obj,
             name=meta["name"],
             namespace=meta.get("namespace"),
-            field_manager=FIELD_MANAGER,
+            field_manager=field_manager,
             force_conflicts=True,
         )
         return dict(result.to_dict())
@@ -150,17 +152,18 @@ class Kube:
         name: str,
         namespace: str | None,
         status: dict[str, Any],
-    ) -> None:
+    ) -> dict[str, Any]:
         """A merge patch of the status subresource. Conditions are a list and replaced
         whole, which is what we want: the caller computed the complete list."""
         res = await self.resource(api_version, kind)
-        await self.dynamic.patch(
+        result = await self.dynamic.patch(
             res.subresources["status"],
             body={"status": status},
             name=name,
             namespace=namespace,
             content_type="application/merge-patch+json",
         )
+        return dict(result.to_dict())
 
 
 def is_conflict_or_gone(exc: BaseException) -> bool:

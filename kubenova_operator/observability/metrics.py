@@ -47,6 +47,19 @@ OBJECTS_BY_PHASE = Gauge(
     "Kubenova objects by kind and phase.",
     ["kind", "phase"],
 )
+_phases: dict[tuple[str, str], str] = {}
+
+
+def record_phase(kind: str, name: str, phase: str | None) -> None:
+    """Track one object's phase (None: it is gone) in kubenova_objects{kind,phase}."""
+    old = _phases.pop((kind, name), None)
+    if old is not None:
+        OBJECTS_BY_PHASE.labels(kind, old).dec()
+    if phase is not None:
+        _phases[(kind, name)] = phase
+        OBJECTS_BY_PHASE.labels(kind, phase).inc()
+
+
 TOKENS_ISSUED = Counter(
     "kubenova_tokens_issued_total", "Tokens issued, by role and reason.", ["role", "reason"]
 )

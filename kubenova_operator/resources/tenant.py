@@ -8,6 +8,7 @@ from typing import Any
 
 from ..api.tenant import TenantSpec, apps_namespace, owner_namespace
 from . import labels as L
+from .credentials import default_requests
 from .namespaces import namespace
 from .network_policies import network_policies
 from .quantity import format_quantity, parse_quantity
@@ -78,4 +79,5 @@ def tenant_children(
         out.extend(guardrails(ns, tenant=tenant, spec=spec, hard=hard))
         out.append(role_binding(L.ROLE_TENANT_OWNER, ns, owners, tenant=tenant))
         out.append(role_binding(L.ROLE_READONLY, ns, readers, tenant=tenant))
+    out.extend(default_requests(tenant))
     return out

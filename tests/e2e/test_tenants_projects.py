@@ -310,6 +310,20 @@ async def test_drift_is_healed_and_steady_state_writes_nothing(
         what="the NetworkPolicy to be restored",
     )
 
+    # A deleted LimitRange and a deleted ServiceAccount come back.
+    await core.delete_namespaced_limit_range("kubenova-limits", "tp3-owner")
+    await eventually(
+        lambda: core.read_namespaced_limit_range("kubenova-limits", "tp3-owner"),
+        deadline=10,
+        what="the LimitRange to be restored",
+    )
+    await core.delete_namespaced_service_account("kubenova-readonly", "tp3-owner")
+    await eventually(
+        lambda: core.read_namespaced_service_account("kubenova-readonly", "tp3-owner"),
+        deadline=10,
+        what="the ServiceAccount to be restored",
+    )
+
     async def healed_event() -> bool:
         found = await core.list_event_for_all_namespaces(
             field_selector="involvedObject.name=tp3,reason=DriftHealed"
@@ -322,7 +336,19 @@ async def test_drift_is_healed_and_steady_state_writes_nothing(
     )
     assert must_condition(obj, "Drifted")["reason"] == "DriftHealed"
     metrics = operator.metrics()
-    assert "kubenova_drift_corrections_total" in metrics
+    for kind in (
+        "RoleBinding",
+        "ResourceQuota",
+        "Namespace",
+        "NetworkPolicy",
+        "LimitRange",
+        "ServiceAccount",
+    ):
+        assert (
+            metric_value(metrics, "kubenova_drift_corrections_total", kind=kind, action="healed")
+            >= 1
+        ), kind
+    assert metric_value(metrics, "kubenova_objects", kind="Tenant", phase="Ready") >= 1
 
     # Steady state: two resync periods (5 s each in tests) pass and nothing is written.
     before = await _rv(api)

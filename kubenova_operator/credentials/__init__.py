@@ -1,0 +1,1 @@
+"""Credentials: kubeconfigs built from TokenRequest tokens, and their encryption."""

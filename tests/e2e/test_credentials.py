@@ -1,0 +1,376 @@
+"""Kubeconfigs from KubeConfigRequests, used for real against the API server: what they
+allow, what they refuse, revocation, rotation across real time, encrypted delivery."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubenova_e2e.platform import OperatorProcess
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from .harness import (
+    GROUP,
+    VERSION,
+    Cluster,
+    api_message,
+    eventually,
+    merge_patch,
+    must_condition,
+    ready_at_generation,
+    watch_until,
+)
+
+CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
+
+
+def kcr(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "KubeConfigRequest",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def use(
+    cluster: Cluster, kubeconfig: str, tmp: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """kubectl with nothing but the issued kubeconfig."""
+    path = tmp / f"kc-{time.monotonic_ns()}"
+    path.write_text(kubeconfig)
+    return subprocess.run(
+        [*cluster.kubectl_binary, f"--kubeconfig={path}", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+        check=False,
+    )
+
+
+def token_of(kubeconfig: str) -> str:
+    return str(yaml.safe_load(kubeconfig)["users"][0]["user"]["token"])
+
+
+def jwt_exp(token: str) -> int:
+    payload = token.split(".")[1]
+    return int(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"])
+
+
+async def secret_key(api: client.ApiClient, namespace: str, name: str, key: str) -> str:
+    secret = await client.CoreV1Api(api).read_namespaced_secret(name, namespace)
+    return base64.b64decode((secret.data or {})[key]).decode()
+
+
+@pytest.fixture(scope="module")
+async def tenants(cluster: Cluster, operator: OperatorProcess, api: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(api)
+    for name in ("cra", "crb"):
+        await custom.create_cluster_custom_object(
+            GROUP,
+            VERSION,
+            "tenants",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "Tenant",
+                "metadata": {"name": name},
+                "spec": {"credentials": {"defaultTTLSeconds": 3600, "maxTTLSeconds": 7200}},
+            },
+        )
+    for name in ("cra", "crb"):
+        await watch_until(api, "tenants", name, ready_at_generation)
+    await custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        "cra-owner",
+        "projects",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Project",
+            "metadata": {"name": "web", "namespace": "cra-owner"},
+            "spec": {},
+        },
+    )
+    await watch_until(api, "projects", "web", ready_at_generation, namespace="cra-owner")
+    cluster.kubectl(
+        "create", "secret", "generic", "b-secret", "-n", "crb-apps", "--from-literal=k=v"
+    )
+
+
+@pytest.mark.usefixtures("tenants")
+async def test_default_kubeconfigs_hold_their_boundaries(
+    cluster: Cluster, api: client.ApiClient, tmp_path: Path
+) -> None:
+    async def both() -> bool:
+        secret = await client.CoreV1Api(api).read_namespaced_secret(
+            "kubenova-kubeconfigs", "cra-owner"
+        )
+        return {"owner", "readonly"} <= set(secret.data or {})
+
+    await eventually(both, deadline=30, what="default owner and readonly kubeconfigs")
+    owner = await secret_key(api, "cra-owner", "kubenova-kubeconfigs", "owner")
+    readonly = await secret_key(api, "cra-owner", "kubenova-kubeconfigs", "readonly")
+    assert yaml.safe_load(owner)["contexts"][0]["context"]["namespace"] == "cra-apps"
+
+    created = use(
+        cluster,
+        owner,
+        tmp_path,
+        "create",
+        "deployment",
+        "web",
+        "--image=registry.example/web:1",
+        "-n",
+        "cra-apps",
+    )
+    assert created.returncode == 0, created.stderr
+    denied = use(cluster, owner, tmp_path, "get", "secret", "b-secret", "-n", "crb-apps")
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+
+    listed = use(cluster, readonly, tmp_path, "get", "deployments", "-n", "cra-apps")
+    assert listed.returncode == 0 and "web" in listed.stdout
+    refused = use(
+        cluster,
+        readonly,
+        tmp_path,
+        "create",
+        "-n",
+        "cra-apps",
+        "-f",
+        "-",
+        stdin=CONFIGMAP.format(name="ro"),
+    )
+    assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
+
+    status = (
+        await client.CustomObjectsApi(api).get_namespaced_custom_object(
+            GROUP, VERSION, "cra-owner", "kubeconfigrequests", "default-owner"
+        )
+    )["status"]
+    # Status says when, never what: no token anywhere in it.
+    assert token_of(owner) not in json.dumps(status)
+    assert status["tokenSource"] == "TokenRequest" and status["expiresAt"]
+
+
+@pytest.mark.usefixtures("tenants")
+async def test_developer_kubeconfig_works_in_its_project_only(
+    cluster: Cluster, api: client.ApiClient, tmp_path: Path
+) -> None:
+    custom = client.CustomObjectsApi(api)
+    await custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        "cra-owner",
+        "kubeconfigrequests",
+        kcr("dev", "cra-owner", role="developer", project="web", ttlSeconds=1200),
+    )
+    obj = await watch_until(
+        api, "kubeconfigrequests", "dev", ready_at_generation, namespace="cra-owner"
+    )
+    kubeconfig = await secret_key(api, "cra-owner", obj["status"]["secretName"], "kubeconfig")
+    assert use(cluster, kubeconfig, tmp_path, "get", "pods", "-n", "cra-web").returncode == 0
+    other = use(cluster, kubeconfig, tmp_path, "get", "pods", "-n", "cra-apps")
+    assert other.returncode != 0 and "forbidden" in other.stderr.lower()
+    quota = use(
+        cluster, kubeconfig, tmp_path, "delete", "limitrange", "kubenova-limits", "-n", "cra-web"
+    )
+    assert quota.returncode != 0 and "forbidden" in quota.stderr.lower()
+
+
+@pytest.mark.usefixtures("tenants")
+async def test_revocation_invalidates_the_token_within_seconds(
+    cluster: Cluster, api: client.ApiClient, tmp_path: Path
+) -> None:
+    custom = client.CustomObjectsApi(api)
+    await custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        "cra-owner",
+        "kubeconfigrequests",
+        kcr("revokeme", "cra-owner", role="owner"),
+    )
+    obj = await watch_until(
+        api, "kubeconfigrequests", "revokeme", ready_at_generation, namespace="cra-owner"
+    )
+    kubeconfig = await secret_key(api, "cra-owner", obj["status"]["secretName"], "kubeconfig")
+    assert use(cluster, kubeconfig, tmp_path, "get", "pods", "-n", "cra-apps").returncode == 0
+
+    await merge_patch(
+        api, "kubeconfigrequests", "revokeme", {"spec": {"revoked": True}}, namespace="cra-owner"
+    )
+    started = time.monotonic()
+
+    async def unauthorized() -> bool:
+        result = use(cluster, kubeconfig, tmp_path, "get", "pods", "-n", "cra-apps")
+        return result.returncode != 0 and "Unauthorized" in result.stderr
+
+    await eventually(unauthorized, deadline=15, interval=0.5, what="the token to be rejected")
+    print(f"revocation took effect after {time.monotonic() - started:.1f}s")
+    obj = await watch_until(
+        api,
+        "kubeconfigrequests",
+        "revokeme",
+        lambda o: must_condition(o, "Ready")["reason"] == "Revoked",
+        namespace="cra-owner",
+    )
+    assert "secretName" not in obj["status"]
+    secret = await client.CoreV1Api(api).read_namespaced_secret("revokeme-kubeconfig", "cra-owner")
+    assert not (secret.data or {}).get("kubeconfig")
+
+
+@pytest.mark.usefixtures("tenants")
+async def test_rotation_across_real_time(
+    cluster: Cluster, api: client.ApiClient, tmp_path: Path
+) -> None:
+    """600 s is the API server's minimum TTL; renewing at 90% left means a new token
+    after about a minute. The Secret is watched across one rotation."""
+    custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
+    await custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        "cra-owner",
+        "kubeconfigrequests",
+        kcr(
+            "rotating",
+            "cra-owner",
+            role="readonly",
+            ttlSeconds=600,
+            rotation={"renewBeforePercent": 90},
+        ),
+    )
+    obj = await watch_until(
+        api, "kubeconfigrequests", "rotating", ready_at_generation, namespace="cra-owner"
+    )
+    first = await secret_key(api, "cra-owner", "rotating-kubeconfig", "kubeconfig")
+    seen: list[tuple[float, str]] = []
+
+    async def rotated() -> bool:
+        text = await secret_key(api, "cra-owner", "rotating-kubeconfig", "kubeconfig")
+        seen.append((time.time(), token_of(text)))
+        return token_of(text) != token_of(first)
+
+    await eventually(rotated, deadline=150, interval=2, what="a rotated token")
+    second = await secret_key(api, "cra-owner", "rotating-kubeconfig", "kubeconfig")
+    assert use(cluster, second, tmp_path, "get", "pods", "-n", "cra-apps").returncode == 0
+    # Never an expired token in the Secret: each one seen was valid when seen.
+    for when, token in seen:
+        assert jwt_exp(token) > when
+    obj = await custom.get_namespaced_custom_object(
+        GROUP, VERSION, "cra-owner", "kubeconfigrequests", "rotating"
+    )
+    assert obj["status"]["rotations"] >= 1
+    del core
+
+
+@pytest.mark.usefixtures("tenants")
+async def test_encrypted_delivery_round_trip(
+    cluster: Cluster, api: client.ApiClient, tmp_path: Path
+) -> None:
+    key = tmp_path / "me.key"
+    public = subprocess.run(
+        [sys.executable, "-m", "kubenova_operator.cli", "keygen", "--private-key", str(key)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    await client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        "cra-owner",
+        "kubeconfigrequests",
+        kcr(
+            "sealed",
+            "cra-owner",
+            role="owner",
+            recipientPublicKey=public,
+            delivery={"mode": "Encrypted"},
+        ),
+    )
+    await watch_until(
+        api, "kubeconfigrequests", "sealed", ready_at_generation, namespace="cra-owner"
+    )
+    sealed = cluster.kubectl(
+        "get",
+        "kubeconfigrequest",
+        "sealed",
+        "-n",
+        "cra-owner",
+        "-o",
+        "jsonpath={.status.kubeconfig}",
+    ).stdout
+    assert sealed.startswith("hpke-") and "token" not in sealed
+    plain = subprocess.run(
+        [sys.executable, "-m", "kubenova_operator.cli", "decrypt", "--private-key", str(key)],
+        input=sealed,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert use(cluster, plain, tmp_path, "get", "pods", "-n", "cra-apps").returncode == 0
+    with pytest.raises(ApiException) as missing:
+        await client.CoreV1Api(api).read_namespaced_secret("sealed-kubeconfig", "cra-owner")
+    assert missing.value.status == 404  # nothing readable at rest
+
+
+@pytest.mark.usefixtures("tenants")
+@pytest.mark.parametrize(
+    ("name", "spec", "reason"),
+    [
+        ("toolong", {"role": "owner", "ttlSeconds": 10000}, "TTLExceedsTenantMax"),
+        ("noproj", {"role": "developer", "project": "nope"}, "ProjectNotFound"),
+        (
+            "badkey",
+            {"role": "owner", "recipientPublicKey": "not a key", "delivery": {"mode": "Encrypted"}},
+            "InvalidPublicKey",
+        ),
+    ],
+)
+async def test_bad_requests_get_a_reason(
+    api: client.ApiClient, name: str, spec: dict[str, Any], reason: str
+) -> None:
+    await client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP, VERSION, "cra-owner", "kubeconfigrequests", kcr(name, "cra-owner", **spec)
+    )
+    obj = await watch_until(
+        api,
+        "kubeconfigrequests",
+        name,
+        lambda o: (o.get("status") or {}).get("conditions") is not None,
+        namespace="cra-owner",
+    )
+    ready = must_condition(obj, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", reason), ready
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"role": "developer"}, "a developer kubeconfig needs spec.project"),
+        (
+            {"role": "owner", "delivery": {"mode": "Encrypted"}},
+            "Encrypted delivery needs spec.recipientPublicKey",
+        ),
+        ({"role": "admin"}, 'Unsupported value: "admin"'),
+        ({"role": "owner", "ttlSeconds": 60}, "should be greater than or equal to 600"),
+    ],
+    ids=["developer-without-project", "encrypted-without-key", "unknown-role", "ttl-too-short"],
+)
+async def test_invalid_requests_are_refused_by_the_api_server(
+    cluster: Cluster, api: client.ApiClient, spec: dict[str, Any], message: str
+) -> None:
+    cluster.kubectl("create", "namespace", "kcr-bad", check=False)
+    with pytest.raises(ApiException) as refused:
+        await client.CustomObjectsApi(api).create_namespaced_custom_object(
+            GROUP, VERSION, "kcr-bad", "kubeconfigrequests", kcr("x", "kcr-bad", **spec)
+        )
+    assert refused.value.status == 422
+    assert message in api_message(refused.value)
