@@ -31,6 +31,8 @@ from .observability.logs import configure_logging
 from .observability.metrics import serve_metrics
 from .observability.tracing import configure_tracing
 from .resources.labels import MANAGED_SELECTOR
+from .shim.registration import APISERVICE_NAME, api_service
+from .shim.server import Shim
 
 logger = logging.getLogger("kubenova_operator")
 assert controllers  # imported for its side effect: registering the handlers
@@ -72,11 +74,32 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     kube = await Kube.connect()
     set_context(Context(kube=kube, settings=own, queue=TenantQueue(reconcile_tenant)))
     await prime_stores()
+    if own.shim_enabled:
+        await start_shim(kube, own)
     logger.info("kubenova-operator %s started against %s", __version__, kube.host)
+
+
+async def start_shim(kube: Kube, settings: Settings) -> None:
+    """Serve the aggregated API and register it. Only the leader serves it: standby
+    replicas report not-ready on /readyz, so the Service routes to the leader."""
+    shim = Shim(kube, settings)
+    try:
+        await shim.start()
+        await kube.apply(api_service(settings, shim.ca_pem))
+    except Exception:
+        logger.exception("the aggregated API could not start; the controllers run without it")
+        await shim.stop()
+        return
+    ctx().shim = shim
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
+    context = ctx()
+    if context.shim is not None:
+        if context.settings.shim_unregister_on_exit:
+            await context.kube.delete("apiregistration.k8s.io/v1", "APIService", APISERVICE_NAME)
+        await context.shim.stop()
     await ctx().kube.close()
     set_context(None)
 
@@ -101,16 +124,17 @@ async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> N
         await config.load_kube_config(client_configuration=configuration)
     async with client.ApiClient(configuration) as api:
         lock = LeaseLock(settings.lease_name, settings.namespace, settings.pod_name, api)
-        lost = asyncio.Event()
+        lease_lost = asyncio.Event()
 
         async def lead() -> None:
             logger.info("acquired leader lease %s/%s", settings.namespace, settings.lease_name)
             await run_operator(settings, stop)
-            lost.set()
+            # kopf returns when told to stop (its own signal handlers or our flag).
+            stop.set()
 
         async def stopped() -> None:
             Leadership.set(False)
-            lost.set()
+            lease_lost.set()
 
         election = leaderelection.LeaderElection(
             electionconfig.Config(
@@ -123,15 +147,14 @@ async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> N
             )
         )
         task = asyncio.create_task(election.run())
-        stopping = asyncio.create_task(stop.wait())
-        lost_wait = asyncio.create_task(lost.wait())
-        await asyncio.wait({task, stopping, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
-        if not stop.is_set():
+        waiters = {task, asyncio.create_task(stop.wait()), asyncio.create_task(lease_lost.wait())}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if lease_lost.is_set() and not stop.is_set():
             logger.error("lost the leader lease; exiting so a fresh process takes over")
             stop.set()
-            await asyncio.sleep(0)
             sys.exit(1)
-        task.cancel()
+        for waiter in waiters:
+            waiter.cancel()
 
 
 async def amain() -> None:

@@ -32,6 +32,20 @@ class Settings(BaseSettings):
     credential_check_seconds: float = Field(
         default=30.0, gt=0, description="How often KubeConfigRequests are checked for rotation."
     )
+    shim_enabled: bool = Field(default=True, description="Serve the aggregated API.")
+    shim_port: int = Field(default=8443, description="The aggregated API's HTTPS port.")
+    shim_service_name: str = "kubenova-api"
+    shim_service_port: int = Field(
+        default=443, description="The port the APIService's Service exposes the shim on."
+    )
+    shim_cert_dir: str | None = Field(
+        default=None, description="A directory with tls.crt/tls.key (e.g. from cert-manager)."
+    )
+    shim_unregister_on_exit: bool = Field(
+        default=False,
+        description="Delete the APIService when the leader stops (single-process "
+        "setups), so the group leaves discovery instead of showing as unavailable.",
+    )
     capsule_proxy_url: str | None = Field(
         default=None, description="The cluster-default capsule-proxy URL for kubeconfigs."
     )

@@ -37,6 +37,33 @@ def install_platform(kubeconfig: Path) -> None:
     )
 
 
+def route_shim_to_localhost(kubeconfig: Path, port: int) -> None:
+    """The APIService's Service, for an operator running on this machine: Endpoints
+    refuse loopback addresses, but an ExternalName Service to localhost, with the
+    APIService port set to the shim's, is routed by the aggregator (kwokctl's method)."""
+    service = f"""apiVersion: v1
+kind: Service
+metadata:
+  name: kubenova-api
+  namespace: {OPERATOR_NAMESPACE}
+spec:
+  type: ExternalName
+  externalName: localhost
+  ports:
+    - name: https
+      port: {port}
+"""
+    kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input=service,
+        kubeconfig=kubeconfig,
+    )
+
+
 class OperatorProcess:
     """The operator as it runs in production: its own process, its own settings."""
 
@@ -45,6 +72,7 @@ class OperatorProcess:
         self.log = workdir / "operator.log"
         self.metrics_port = free_port()
         self.health_port = free_port()
+        self.shim_port = free_port()
         self.env = {
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
@@ -56,12 +84,17 @@ class OperatorProcess:
             "KUBENOVA_BIND_ADDRESS": "127.0.0.1",
             "KUBENOVA_RESYNC_SECONDS": "5",
             "KUBENOVA_CREDENTIAL_CHECK_SECONDS": "5",
+            "KUBENOVA_SHIM_PORT": str(self.shim_port),
+            "KUBENOVA_SHIM_SERVICE_PORT": str(self.shim_port),
+            # One process: when it stops, the group leaves discovery cleanly.
+            "KUBENOVA_SHIM_UNREGISTER_ON_EXIT": "true",
             "KUBENOVA_POD_NAME": "e2e-operator",
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        route_shim_to_localhost(self.kubeconfig, self.shim_port)
         logfile = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kubenova_operator"],

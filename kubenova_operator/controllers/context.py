@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import Settings
 from ..kube.client import Kube
@@ -14,6 +15,7 @@ class Context:
     kube: Kube
     settings: Settings
     queue: TenantQueue
+    shim: Any = None  # the aggregated API server, when it runs
 
 
 _context: Context | None = None

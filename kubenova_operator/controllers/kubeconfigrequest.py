@@ -98,6 +98,47 @@ def _target(request: KubeConfigRequest, tenant: str, namespace: str) -> tuple[st
     return L.deployer_sa(spec.project or ""), names[0]
 
 
+async def mint(body: dict[str, Any]) -> tuple[str, datetime | None]:
+    """A fresh kubeconfig for the request, stored nowhere (the aggregated API's
+    `kubeconfigs`). Bound to the request's binding Secret like every other token, so
+    revoking the request revokes these too."""
+    request = KubeConfigRequest.model_validate(body)
+    meta = body["metadata"]
+    if request.spec.revoked:
+        raise Refused("Revoked", "the KubeConfigRequest is revoked")
+    tenant_name = tenant_of_owner_namespace(meta["namespace"])
+    tenant_body = store.parents.get(tenant_key(tenant_name or ""))
+    if tenant_name is None or tenant_body is None:
+        raise Refused("TenantNotFound", "not in a tenant's owner namespace")
+    tenant = Tenant.model_validate(tenant_body)
+    service_account, context_ns = _target(request, tenant_name, meta["namespace"])
+    ttl = min(
+        request.spec.ttl_seconds or tenant.spec.credentials.default_ttl_seconds,
+        tenant.spec.credentials.max_ttl_seconds,
+    )
+    binding = await ctx().kube.apply(
+        binding_secret(meta["name"], meta["namespace"], _owner_ref(body), tenant_name)
+    )
+    token = await request_token(
+        ctx().kube,
+        namespace=meta["namespace"],
+        service_account=service_account,
+        seconds=ttl,
+        bound_secret=binding_secret_name(meta["name"]),
+        bound_uid=binding["metadata"]["uid"],
+        request=meta["name"],
+    )
+    TOKENS_ISSUED.labels(request.spec.role, "on-demand").inc()
+    kubeconfig = render_kubeconfig(
+        name=f"{tenant_name}-{request.spec.role}",
+        server=proxy_endpoint(tenant),
+        ca_pem=_ca_for(tenant),
+        token=token.token,
+        namespace=context_ns,
+    )
+    return kubeconfig, token.expires_at
+
+
 async def reconcile_request(body: dict[str, Any]) -> float | None:
     """Bring one request to its desired state; return seconds until it needs a look."""
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]

@@ -31,6 +31,9 @@ from .conditions import condition, merge_conditions
 from .context import ctx
 
 logger = logging.getLogger(__name__)
+# Credentials and cluster-wide grants never outlive what they were for: deleting the
+# ServiceAccounts invalidates every token issued for them, whatever the policy.
+ALWAYS_DELETED = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
 
 
 async def _teardown(selector: str, delete_namespaces: bool) -> int:
@@ -39,9 +42,7 @@ async def _teardown(selector: str, delete_namespaces: bool) -> int:
     for api_version, kind in CHILD_KINDS:
         for obj in await kube.list(api_version, kind, label_selector=selector):
             meta = obj["metadata"]
-            # Credentials never outlive what they were for: deleting the ServiceAccount
-            # invalidates every token issued for it, whatever the policy.
-            if delete_namespaces or kind == "ServiceAccount":
+            if delete_namespaces or kind in ALWAYS_DELETED:
                 await kube.delete(api_version, kind, meta["name"], meta.get("namespace"))
             else:
                 await kube.merge_patch(

@@ -41,8 +41,8 @@ from .teardown import teardown_tenant
 logger = logging.getLogger(__name__)
 
 # Namespaces first (everything else lives in them), ServiceAccounts before the
-# RoleBindings naming them.
-_WAVES = (("Namespace",), ("ServiceAccount",), None)
+# RoleBindings naming them, ClusterRoles before their bindings.
+_WAVES = (("Namespace",), ("ServiceAccount", "ClusterRole"), None)
 
 
 def tenant_key(name: str) -> store.Key:
@@ -88,10 +88,11 @@ async def _apply_all(objects: list[dict[str, Any]]) -> list[str]:
     of its wave, so one bad child never blocks a whole tenant)."""
     errors: list[str] = []
     for wave in _WAVES:
+        earlier = {kind for w in _WAVES if w for kind in w}
         batch = [
             o
             for o in objects
-            if (wave is None and o["kind"] not in ("Namespace", "ServiceAccount"))
+            if (wave is None and o["kind"] not in earlier)
             or (wave is not None and o["kind"] in wave)
         ]
         results = await asyncio.gather(

@@ -1,4 +1,4 @@
-"""The kinds Kubenova builds inside tenant namespaces (and watches by label)."""
+"""The kinds Kubenova builds for tenants besides namespaces (and watches by label)."""
 
 # (group, version, plural), as kopf names resources.
 CHILD_RESOURCES = (
@@ -7,6 +7,8 @@ CHILD_RESOURCES = (
     ("", "v1", "limitranges"),
     ("rbac.authorization.k8s.io", "v1", "rolebindings"),
     ("networking.k8s.io", "v1", "networkpolicies"),
+    ("rbac.authorization.k8s.io", "v1", "clusterroles"),
+    ("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
 )
 # (apiVersion, kind), as the API and server-side apply name them.
 CHILD_KINDS = (
@@ -15,4 +17,6 @@ CHILD_KINDS = (
     ("v1", "LimitRange"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
 )

@@ -1,4 +1,4 @@
-"""/healthz for the kubelet, served whether or not this replica leads.
+"""/healthz and /readyz for the kubelet, served whether or not this replica leads.
 
 kopf's own liveness endpoint only exists while kopf runs, i.e. on the leader; a hot
 standby would fail its probe and be restarted forever. This endpoint answers on every
@@ -6,8 +6,6 @@ replica: healthy means the event loop answers (and, on the leader, that kopf is 
 """
 
 from __future__ import annotations
-
-import json
 
 from aiohttp import web
 
@@ -27,14 +25,19 @@ class Leadership:
 
 async def start_health_server(address: str, port: int) -> web.AppRunner:
     async def healthz(_: web.Request) -> web.Response:
-        role = "leader" if LEADER._value.get() else "standby"
-        return web.Response(
-            text=json.dumps({"status": "ok", "role": role}), content_type="application/json"
-        )
+        role = "leader" if Leadership.leading else "standby"
+        return web.json_response({"status": "ok", "role": role})
+
+    async def readyz(_: web.Request) -> web.Response:
+        # Ready = serving: only the leader runs the aggregated API, so only it should
+        # be behind the Service. A standby stays alive (healthz) but not ready.
+        if Leadership.leading:
+            return web.json_response({"status": "ok", "role": "leader"})
+        return web.json_response({"status": "standby"}, status=503)
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", healthz)
+    app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, address, port).start()

@@ -72,5 +72,44 @@ def role_binding(
     }
 
 
+def tenant_cluster_access(tenant: str, subjects: Iterable[dict[str, str]]) -> list[dict[str, Any]]:
+    """A ClusterRole and binding letting the tenant's owners and viewers read their own
+    Tenant and its live usage (cluster-scoped objects, so a RoleBinding cannot)."""
+    name = f"kubenova:tenant:{tenant}"
+    labels = L.managed_labels(tenant)
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": labels},
+            "rules": [
+                {
+                    "apiGroups": ["kubenova.io"],
+                    "resources": ["tenants"],
+                    "resourceNames": [tenant],
+                    "verbs": ["get"],
+                },
+                {
+                    "apiGroups": ["api.kubenova.io"],
+                    "resources": ["tenantusages"],
+                    "resourceNames": [tenant],
+                    "verbs": ["get"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name, "labels": labels},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": _dedupe(subjects),
+        },
+    ]
+
+
 def subjects(items: Iterable[Subject]) -> list[dict[str, str]]:
     return [subject.rbac() for subject in items]

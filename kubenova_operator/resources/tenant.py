@@ -13,7 +13,13 @@ from .namespaces import namespace
 from .network_policies import network_policies
 from .quantity import format_quantity, parse_quantity
 from .quota import OWNER_NAMESPACE_HARD, limit_range, resource_quota
-from .rbac import role_binding, sa_subject, service_account, subjects
+from .rbac import (
+    role_binding,
+    sa_subject,
+    service_account,
+    subjects,
+    tenant_cluster_access,
+)
 
 
 def owner_subjects(tenant: str, spec: TenantSpec) -> list[dict[str, str]]:
@@ -79,5 +85,6 @@ def tenant_children(
         out.extend(guardrails(ns, tenant=tenant, spec=spec, hard=hard))
         out.append(role_binding(L.ROLE_TENANT_OWNER, ns, owners, tenant=tenant))
         out.append(role_binding(L.ROLE_READONLY, ns, readers, tenant=tenant))
+    out.extend(tenant_cluster_access(tenant, [*owners, *readers]))
     out.extend(default_requests(tenant))
     return out
