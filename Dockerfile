@@ -23,7 +23,6 @@ COPY pyproject.toml README.md ./
 # Dependencies first, read from pyproject.toml, so a source change reuses this layer.
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
       > /tmp/requirements.txt \
- && pip install --upgrade pip \
  && pip install -r /tmp/requirements.txt
 COPY kubenova_operator ./kubenova_operator
 RUN pip wheel --no-deps --wheel-dir /tmp/wheels . \

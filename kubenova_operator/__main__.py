@@ -31,7 +31,7 @@ from .observability.logs import configure_logging
 from .observability.metrics import serve_metrics
 from .observability.tracing import configure_tracing
 from .resources.labels import MANAGED_SELECTOR
-from .shim.registration import APISERVICE_NAME, api_service
+from .shim.registration import APISERVICE_NAME
 from .shim.server import Shim
 
 logger = logging.getLogger("kubenova_operator")
@@ -85,7 +85,7 @@ async def start_shim(kube: Kube, settings: Settings) -> None:
     shim = Shim(kube, settings)
     try:
         await shim.start()
-        await kube.apply(api_service(settings, shim.ca_pem))
+        await shim.register()
     except Exception:
         logger.exception("the aggregated API could not start; the controllers run without it")
         await shim.stop()

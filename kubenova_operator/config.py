@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     shim_cert_dir: str | None = Field(
         default=None, description="A directory with tls.crt/tls.key (e.g. from cert-manager)."
     )
+    shim_refresh_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the serving certificate and requestheader CA are re-read.",
+    )
     shim_unregister_on_exit: bool = Field(
         default=False,
         description="Delete the APIService when the leader stops (single-process "

@@ -85,6 +85,7 @@ class OperatorProcess:
             "KUBENOVA_RESYNC_SECONDS": "5",
             "KUBENOVA_CREDENTIAL_CHECK_SECONDS": "5",
             "KUBENOVA_SHIM_PORT": str(self.shim_port),
+            "KUBENOVA_SHIM_REFRESH_SECONDS": "3",
             "KUBENOVA_SHIM_SERVICE_PORT": str(self.shim_port),
             # One process: when it stops, the group leaves discovery cleanly.
             "KUBENOVA_SHIM_UNREGISTER_ON_EXIT": "true",

@@ -45,11 +45,11 @@ from .objects import (
     wants_table,
 )
 from .openapi import openapi_v2, openapi_v3_discovery, openapi_v3_group
+from .registration import api_service
 from .tls import ContextHolder, mounted_material, shared_material
 
 logger = logging.getLogger(__name__)
 PREFIX = f"/apis/{GROUP}/{VERSION}"
-REFRESH_SECONDS = 60.0
 _NAME = re.compile(DNS_LABEL)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -69,7 +69,7 @@ class Shim:
         self._runner: web.AppRunner | None = None
         self._refresher: asyncio.Task[None] | None = None
 
-    # --- lifecycle ------------------------------------------------------------------
+    # --- lifecycle --------------------------------------------------------------------
 
     def hosts(self) -> list[str]:
         svc, ns = self.settings.shim_service_name, self.settings.namespace
@@ -104,6 +104,10 @@ class Shim:
         self._refresher = asyncio.create_task(self._refresh_loop())
         logger.info("aggregated API %s serving on port %d", GROUP_VERSION, self.settings.shim_port)
 
+    async def register(self) -> None:
+        """Apply the APIService, with the CA of the certificate in use."""
+        await self.kube.apply(api_service(self.settings, self.ca_pem))
+
     async def stop(self) -> None:
         if self._refresher:
             self._refresher.cancel()
@@ -114,9 +118,10 @@ class Shim:
 
     async def _refresh_loop(self) -> None:
         while True:
-            await asyncio.sleep(REFRESH_SECONDS)
+            await asyncio.sleep(self.settings.shim_refresh_seconds)
             try:
                 if await self.refresh():
+                    await self.register()
                     logger.info("aggregated API: serving certificate or client CA rotated")
             except Exception as exc:  # keep serving with what we have
                 logger.warning("aggregated API: refresh failed: %s", exc)

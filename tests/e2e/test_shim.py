@@ -4,6 +4,7 @@ side, errors, and a clean exit from discovery."""
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import urllib.error
@@ -14,6 +15,8 @@ import pytest
 import yaml
 from kubenova_e2e.platform import OperatorProcess
 from kubernetes_asyncio import client
+
+from kubenova_operator.shim.tls import generate
 
 from .harness import GROUP, VERSION, Cluster, eventually, ready_at_generation, watch_until
 
@@ -184,6 +187,51 @@ def test_bad_requests_get_a_status(cluster: Cluster, path: str, code: str, text:
     result = cluster.kubectl("get", "--raw", path, check=False)
     assert result.returncode != 0
     assert f"({code})" in result.stderr and text in result.stderr, result.stderr
+
+
+@pytest.mark.usefixtures("usage_tenants")
+async def test_serving_certificate_rotates_without_a_restart(
+    cluster: Cluster, operator: OperatorProcess, api: client.ApiClient
+) -> None:
+    """Replace the shared serving certificate (as a renewal would): the shim picks it up,
+    re-publishes the APIService caBundle, and kubectl keeps working, same process."""
+    core = client.CoreV1Api(api)
+    pid = operator.proc.pid if operator.proc else None
+    fresh = generate(
+        [
+            "kubenova-api.kubenova-system.svc",
+            "kubenova-api.kubenova-system.svc.cluster.local",
+            "localhost",
+            "127.0.0.1",
+        ]
+    )
+    assert fresh.ca_pem is not None
+    await core.patch_namespaced_secret(
+        "kubenova-api-tls",
+        "kubenova-system",
+        {
+            "data": {
+                "tls.crt": base64.b64encode(fresh.cert_pem).decode(),
+                "tls.key": base64.b64encode(fresh.key_pem).decode(),
+                "ca.crt": base64.b64encode(fresh.ca_pem).decode(),
+            }
+        },
+    )
+    wanted = base64.b64encode(fresh.ca_pem).decode()
+
+    async def republished() -> bool:
+        result = cluster.kubectl(
+            "get", "apiservice", "v1alpha1.api.kubenova.io", "-o", "jsonpath={.spec.caBundle}"
+        )
+        return result.stdout == wanted
+
+    await eventually(republished, deadline=30, what="the new CA in the APIService")
+
+    async def served() -> bool:
+        return cluster.kubectl("get", "tenantusage", "sha", check=False).returncode == 0
+
+    await eventually(served, deadline=30, what="the API to answer with the new certificate")
+    assert operator.proc is not None and operator.proc.pid == pid
 
 
 @pytest.mark.usefixtures("usage_tenants")
