@@ -158,7 +158,8 @@ class KubeConfigRequest(CustomResource):
             PrinterColumn(name="Role", type="string", json_path=".spec.role"),
             PrinterColumn(name="Project", type="string", json_path=".spec.project"),
             READY_COLUMN,
-            PrinterColumn(name="Expires", type="date", json_path=".status.expiresAt"),
+            # A string, not a date: kubectl prints future dates as "<invalid>".
+            PrinterColumn(name="Expires", type="string", json_path=".status.expiresAt"),
             PrinterColumn(
                 name="Rotations", type="integer", json_path=".status.rotations", priority=1
             ),

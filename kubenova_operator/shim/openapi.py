@@ -92,11 +92,15 @@ def openapi_v3_discovery() -> dict[str, Any]:
     }
 
 
-def _ok(ref: str) -> dict[str, Any]:
+def _op(ref: str, kind: str, action: str) -> dict[str, Any]:
+    """A GET operation. kubectl explain maps a resource to its schema through the
+    x-kubernetes-group-version-kind of the operations on the resource's path."""
     return {
         "responses": {
             "200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": ref}}}}
-        }
+        },
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": {"group": GROUP, "version": VERSION, "kind": kind},
     }
 
 
@@ -108,8 +112,11 @@ def openapi_v3_group() -> dict[str, Any]:
         "openapi": "3.0.0",
         "info": {"title": "Kubenova aggregated API", "version": VERSION},
         "paths": {
-            f"{base}/tenantusages/{{name}}": {"get": _ok(usage)},
-            f"{base}/namespaces/{{namespace}}/kubeconfigs/{{name}}": {"get": _ok(kubeconfig)},
+            f"{base}/tenantusages": {"get": _op(usage, "TenantUsage", "list")},
+            f"{base}/tenantusages/{{name}}": {"get": _op(usage, "TenantUsage", "get")},
+            f"{base}/namespaces/{{namespace}}/kubeconfigs/{{name}}": {
+                "get": _op(kubeconfig, "KubeConfig", "get")
+            },
         },
         "components": {"schemas": _schemas()},
     }

@@ -84,6 +84,19 @@ async def test_discovery_and_table(cluster: Cluster) -> None:
 
 
 @pytest.mark.usefixtures("usage_tenants")
+async def test_kubectl_explain_reads_the_aggregated_openapi(cluster: Cluster) -> None:
+    # The aggregator downloads /openapi/v3 of an APIService once it is available.
+    async def explained() -> str | None:
+        result = cluster.kubectl("explain", "tenantusages.namespaces", check=False)
+        return result.stdout if result.returncode == 0 else None
+
+    text = await eventually(
+        explained, deadline=120, interval=2, what="kubectl explain tenantusages"
+    )
+    assert text is not None and "Usage per namespace" in text and "pods" in text
+
+
+@pytest.mark.usefixtures("usage_tenants")
 async def test_usage_matches_the_quota_status(cluster: Cluster, api: client.ApiClient) -> None:
     core = client.CoreV1Api(api)
     # The controller-manager creates each namespace's default ServiceAccount, which
