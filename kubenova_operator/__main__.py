@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 import kopf
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from kubernetes_asyncio.leaderelection import electionconfig, leaderelection
 from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 
@@ -24,7 +24,7 @@ from .controllers.children import prime_stores
 from .controllers.context import Context, ctx, set_context
 from .controllers.queue import TenantQueue
 from .controllers.tenant import reconcile_tenant
-from .kube.client import Kube
+from .kube.client import Kube, load_configuration
 from .kube.kinds import CHILD_RESOURCES
 from .observability.health import Leadership, start_health_server
 from .observability.logs import configure_logging
@@ -115,14 +115,7 @@ async def run_operator(settings: Settings, stop: asyncio.Event) -> None:
 async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> None:
     """Run kopf only while holding the Lease; exit when it is lost, as
     controller-runtime does, so the replacement starts clean."""
-    configuration = client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        config.load_incluster_config(  # type: ignore[no-untyped-call]
-            client_configuration=configuration
-        )
-    else:
-        await config.load_kube_config(client_configuration=configuration)
-    async with client.ApiClient(configuration) as api:
+    async with client.ApiClient(await load_configuration()) as api:
         lock = LeaseLock(settings.lease_name, settings.namespace, settings.pod_name, api)
         lease_lost = asyncio.Event()
 

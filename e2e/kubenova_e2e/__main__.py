@@ -145,18 +145,28 @@ def demo(keep_running: bool) -> int:
         plane.stop()
 
 
-def up() -> int:
-    plane = LocalControlPlane(keep=False)
+def up(keep: bool) -> int:
+    """The control plane alone, until Ctrl-C or SIGTERM; with `keep`, its work dir (logs,
+    certificates, etcd data) stays for a look afterwards."""
+    plane = LocalControlPlane(controlplane_binary(), keep=keep)
     with contextlib.ExitStack() as stack:
         stack.callback(plane.stop)
-        plane.start()
-        say(f"control plane ready at {plane.server}")
+        try:
+            plane.start()
+        except ControlPlaneError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        say(f"control plane ready in {plane.startup_seconds:.1f}s at {plane.server}")
         print(
+            f"  kubeconfig: {plane.kubeconfig}\n"
             f"  export KUBECONFIG={plane.kubeconfig}\n"
-            f"  alias kubectl='{plane.binary} kubectl'\nCtrl-C stops it.",
+            f'  alias kubectl="{plane.binary} kubectl"\n'
+            f"  logs: {plane.workdir}/*.log\n"
+            "Ctrl-C stops it.",
             flush=True,
         )
         wait_for_signal()
+        say("stopping" + (f" (keeping {plane.workdir})" if keep else ""))
     return 0
 
 
@@ -169,13 +179,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="stop after showing the results instead of running until Ctrl-C",
     )
-    sub.add_parser("up", help="only the control plane")
+    up_cmd = sub.add_parser("up", help="only the control plane")
+    up_cmd.add_argument(
+        "--keep", action="store_true", help="keep the work dir (logs, certificates) on exit"
+    )
     sub.add_parser("build", help="only build the control-plane binary")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(keep_running=not args.exit)
     if args.command == "up":
-        return up()
+        return up(keep=args.keep)
     print(controlplane_binary())
     return 0
 

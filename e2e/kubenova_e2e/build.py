@@ -11,20 +11,30 @@ import fcntl
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CONTROLPLANE_MODULE = REPO / "e2e" / "controlplane"
+_TAIL_LINES = 30
+
+
+class BuildError(RuntimeError):
+    """`go build` failed; the message names the log and carries its tail."""
 
 
 def cache_dir() -> Path:
+    """$KUBENOVA_CACHE or ~/.cache/kubenova: outside the checkout, so fresh clones reuse it."""
     return Path(os.environ.get("KUBENOVA_CACHE", Path.home() / ".cache" / "kubenova"))
 
 
 def source_key(module_dir: Path) -> str:
+    """16 hex digits of sha256 over go.mod, go.sum and the *.go files (names and contents):
+    any change to what is built, or to a pinned version, gives a new binary."""
     digest = hashlib.sha256()
     files = ["go.mod", "go.sum", *sorted(p.name for p in module_dir.glob("*.go"))]
     for name in files:
@@ -54,7 +64,11 @@ def _version_ldflags(module_dir: Path) -> list[str]:
 
 
 def ensure_binary(module_dir: Path, name: str) -> Path:
-    """The path of `name` built from `module_dir`, building it first if needed."""
+    """The path of `name` built from `module_dir`, building it first if needed.
+
+    A file lock serialises builds across processes (two pytest workers, a test run and
+    `make run`): the second waits and then finds the first one's binary.
+    """
     bin_dir = cache_dir() / "bin" / f"{name}-{source_key(module_dir)}"
     binary = bin_dir / name
     if os.access(binary, os.X_OK):
@@ -68,50 +82,104 @@ def ensure_binary(module_dir: Path, name: str) -> Path:
     return binary
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+class _Progress:
+    """Counts what `go build -v` reports and shows it: one status line rewritten in place
+    on a terminal, a plain line every 10 s in a CI log. A timer, not the output, drives
+    it, so the long silent link step still shows the clock moving."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.started = time.monotonic()
+        self.tty = sys.stderr.isatty()
+        self.interval = 2.0 if self.tty else 10.0
+        self.packages = 0
+        self.downloads = 0
+
+    def count(self, line: str) -> None:
+        # -v names each package as it compiles; other lines are "go: downloading
+        # <module>", "# <package>" headers and compiler errors.
+        if line.startswith("go: downloading"):
+            self.downloads += 1
+        elif not line.startswith(("go: ", "#", " ", "\t")) and ".go:" not in line:
+            self.packages += 1
+
+    def elapsed(self) -> str:
+        seconds = int(time.monotonic() - self.started)
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+
+    def show(self) -> None:
+        fetched = f"{self.downloads} modules downloaded, " if self.downloads else ""
+        line = f"building {self.name}: {fetched}{self.packages} packages compiled"
+        line += f" ({self.elapsed()})"
+        print(
+            f"\r\033[K{line}" if self.tty else line,
+            end="" if self.tty else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def done(self, message: str) -> None:
+        print(f"\r\033[K{message}" if self.tty else message, file=sys.stderr, flush=True)
+
+
 def _build(module_dir: Path, name: str, binary: Path) -> None:
+    if shutil.which("go") is None:
+        raise BuildError(f"building {name} needs Go (1.24 or newer) on PATH")
     env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
     tmp = binary.with_name(f".{name}.partial")
     log_path = binary.parent / "build.log"
     ldflags = " ".join(["-s", "-w", *_version_ldflags(module_dir)])
     cmd = ["go", "build", "-trimpath", f"-ldflags={ldflags}", "-v", "-o", str(tmp), "."]
     print(
-        f"building {name} from {module_dir.relative_to(REPO)} (first time on this "
-        "machine: a few minutes)",
+        f"building {name} from {_shown(module_dir)} (first time on this "
+        f"machine: a few minutes; log {log_path})",
         file=sys.stderr,
         flush=True,
     )
-    started = time.monotonic()
-    packages = 0
-    last_report = 0.0
+    progress = _Progress(name)
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            cmd, cwd=module_dir, env=env, stdout=log, stderr=subprocess.PIPE, text=True
+            cmd,
+            cwd=module_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            log.write(line)
-            if not line.startswith(("go: ", "#")):
-                packages += 1
-            now = time.monotonic()
-            if now - last_report >= 5:
-                last_report = now
-                print(
-                    f"  building {name}: {packages} packages compiled "
-                    f"({int(now - started) // 60}m{int(now - started) % 60:02d}s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        code = proc.wait()
+
+        def pump() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                log.write(line)
+                progress.count(line)
+
+        reader = threading.Thread(target=pump, name=f"go-build-{name}", daemon=True)
+        reader.start()
+        try:
+            while True:
+                try:
+                    code = proc.wait(timeout=progress.interval)
+                    break
+                except subprocess.TimeoutExpired:
+                    progress.show()
+        except BaseException:  # Ctrl-C: do not leave the compiler running
+            proc.kill()
+            proc.wait()
+            raise
+        reader.join()
     if code != 0:
-        tail = "\n".join(log_path.read_text().splitlines()[-30:])
-        raise RuntimeError(f"go build of {name} failed (exit {code}); log {log_path}:\n{tail}")
+        progress.done(f"building {name} failed after {progress.elapsed()} (exit {code})")
+        tail = "\n".join(log_path.read_text().splitlines()[-_TAIL_LINES:])
+        raise BuildError(f"go build of {name} failed (exit {code}); log {log_path}:\n{tail}")
     tmp.rename(binary)  # atomic: a killed build never leaves a broken binary behind
-    print(
-        f"built {name} in {time.monotonic() - started:.0f}s -> {binary}",
-        file=sys.stderr,
-        flush=True,
-    )
+    progress.done(f"built {name} ({progress.packages} packages) in {progress.elapsed()}: {binary}")
 
 
 def controlplane_binary() -> Path:
+    """The multi-call `k8s` binary (etcd, kube-apiserver, ..., kubectl)."""
     return ensure_binary(CONTROLPLANE_MODULE, "k8s")

@@ -8,6 +8,8 @@
 
 Every process runs in its own process group, dies with its parent (PDEATHSIG), and logs
 to a file in the work dir; one that exits early is reported with its last log lines.
+The controller-manager can start later than the API server because its garbage
+collector rescans API groups only every ~30 s: CRDs installed first are seen at once.
 """
 
 from __future__ import annotations
@@ -31,30 +33,45 @@ from types import TracebackType
 import yaml
 
 from .build import cache_dir, controlplane_binary
-from .pki import CA, service_account_keys, write_pair
+from .pki import ClusterPKI
 
 SERVICE_CIDR = "10.0.0.0/24"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 _PR_SET_PDEATHSIG = 1
+# Loaded here, not in the forked child: dlopen after fork can deadlock on a lock some
+# other thread of the parent held at fork time.
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:  # not glibc Linux: children then outlive a parent killed with SIGKILL
+    _LIBC = None
 
 
 def free_port() -> int:
+    """A loopback port nobody listens on now (the kernel's pick, so parallel runs differ)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def _die_with_parent() -> None:
-    """preexec_fn: SIGTERM this child when the Python process that started it dies."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    """preexec_fn: SIGTERM this child when the Python process that started it dies, so
+    a test run killed with SIGKILL leaves no apiserver holding ports and memory. (The
+    kernel tracks the forking thread, so start the plane from a long-lived thread.)"""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ControlPlaneError(RuntimeError):
-    pass
+    """A component failed to start or exited; the message carries its last log lines."""
 
 
 class LocalControlPlane:
+    """etcd, kube-apiserver, kube-controller-manager and kube-scheduler on loopback.
+
+    Paths and the server URL are known from construction; the files exist after
+    `start()`. `stop()` is idempotent and also runs at interpreter exit.
+    """
+
     def __init__(
         self, binary: Path | None = None, workdir: Path | None = None, keep: bool = False
     ) -> None:
@@ -64,10 +81,14 @@ class LocalControlPlane:
             workdir = Path(tempfile.mkdtemp(prefix="cp-", dir=cache_dir() / "run"))
         self.workdir = workdir
         self.keep = keep
-        self.pki = workdir / "pki"
+        self.pki = ClusterPKI(workdir / "pki")
+        self.ca_file, self.ca_key_file = self.pki.ca_cert, self.pki.ca_key
+        self.admin_cert, self.admin_key = self.pki.admin_cert, self.pki.admin_key
+        self.front_proxy_ca = self.pki.front_proxy_ca
         self.kubeconfig = workdir / "kubeconfig"
         self.api_port = free_port()
         self.server = f"https://127.0.0.1:{self.api_port}"
+        self.startup_seconds: float | None = None
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._stopped = False
         atexit.register(self.stop)
@@ -75,44 +96,15 @@ class LocalControlPlane:
     # --- certificates and kubeconfigs -------------------------------------------
 
     def _write_pki(self) -> None:
-        self.pki.mkdir(parents=True, exist_ok=True)
-        ca = CA.create("kubenova-local-ca")
-        self.ca_file, self.ca_key_file = write_pair(self.pki, "ca", ca.cert_pem, ca.key_pem)
-        self.serving_cert, self.serving_key = write_pair(
-            self.pki,
-            "apiserver",
-            *ca.issue(
-                "kube-apiserver",
-                server=True,
-                client=False,
-                hosts=(
-                    "127.0.0.1",
-                    "localhost",
-                    "10.0.0.1",
-                    "kubernetes",
-                    "kubernetes.default",
-                    "kubernetes.default.svc",
-                    "kubernetes.default.svc.cluster.local",
-                ),
-            ),
-        )
-        self.admin_cert, self.admin_key = write_pair(
-            self.pki, "admin", *ca.issue("kubenova-admin", organizations=("system:masters",))
-        )
-        for component in ("kube-controller-manager", "kube-scheduler"):
-            cert, key = write_pair(self.pki, component, *ca.issue(f"system:{component}"))
-            self._write_kubeconfig(self.workdir / f"{component}.kubeconfig", cert, key)
-        front = CA.create("kubenova-front-proxy-ca")
-        self.front_proxy_ca, _ = write_pair(
-            self.pki, "front-proxy-ca", front.cert_pem, front.key_pem
-        )
-        self.front_proxy_cert, self.front_proxy_key = write_pair(
-            self.pki, "front-proxy-client", *front.issue("front-proxy-client")
-        )
-        self.sa_key, self.sa_pub = service_account_keys(self.pki)
+        self.pki.generate()
         self._write_kubeconfig(self.kubeconfig, self.admin_cert, self.admin_key)
+        for component in ("kube-controller-manager", "kube-scheduler"):
+            cert, key = self.pki.component(component)
+            self._write_kubeconfig(self.workdir / f"{component}.kubeconfig", cert, key)
 
     def _write_kubeconfig(self, path: Path, cert: Path, key: Path) -> None:
+        """Certificates embedded, so the file can be copied elsewhere and still work."""
+
         def b64(p: Path) -> str:
             return base64.b64encode(p.read_bytes()).decode()
 
@@ -161,12 +153,13 @@ class LocalControlPlane:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - called before any thread starts
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl call, no locks taken
         )
         log.close()
         self._procs.append((component, proc))
 
     def _check_alive(self) -> None:
+        """Fail fast with the log of a component that died, instead of timing out later."""
         for component, proc in self._procs:
             if proc.poll() is not None:
                 raise ControlPlaneError(
@@ -174,11 +167,12 @@ class LocalControlPlane:
                 )
 
     def log_tail(self, component: str, lines: int = 40) -> str:
+        """The end of a component's log (`etcd`, `kube-apiserver`, ...)."""
         path = self.workdir / f"{component}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def _wait_ready(self, url: str, timeout: float, tls: bool = True) -> None:
+    def _wait_ready(self, component: str, url: str, timeout: float, tls: bool = True) -> None:
         context = None
         if tls:
             context = ssl.create_default_context(cafile=str(self.ca_file))
@@ -194,9 +188,21 @@ class LocalControlPlane:
             except OSError as exc:
                 last = str(exc)
             time.sleep(0.2)
-        raise ControlPlaneError(f"{url} not ready after {timeout}s ({last})")
+        raise ControlPlaneError(
+            f"{url} not ready after {timeout}s ({last}); {component} log:\n"
+            f"{self.log_tail(component)}"
+        )
 
     def start(self, controllers: bool = True) -> None:
+        """Start etcd and the API server and wait for /readyz; with `controllers`, also the
+        controller-manager and scheduler. On failure everything started is stopped."""
+        try:
+            self._start(controllers)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, controllers: bool) -> None:
         started = time.monotonic()
         self._write_pki()
         etcd_port, peer_port = free_port(), free_port()
@@ -213,21 +219,21 @@ class LocalControlPlane:
             "--quota-backend-bytes=4294967296",
             "--log-level=warn",
         )
-        self._wait_ready(f"http://127.0.0.1:{etcd_port}/health", 30, tls=False)
+        self._wait_ready("etcd", f"http://127.0.0.1:{etcd_port}/health", 30, tls=False)
         self._spawn(
             "kube-apiserver",
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
             f"--secure-port={self.api_port}",
-            f"--cert-dir={self.pki}",
-            f"--tls-cert-file={self.serving_cert}",
-            f"--tls-private-key-file={self.serving_key}",
+            f"--cert-dir={self.pki.directory}",
+            f"--tls-cert-file={self.pki.apiserver_cert}",
+            f"--tls-private-key-file={self.pki.apiserver_key}",
             f"--client-ca-file={self.ca_file}",
             "--authorization-mode=Node,RBAC",
             f"--service-account-issuer={ISSUER}",
-            f"--service-account-key-file={self.sa_pub}",
-            f"--service-account-signing-key-file={self.sa_key}",
+            f"--service-account-key-file={self.pki.sa_public}",
+            f"--service-account-signing-key-file={self.pki.sa_private}",
             f"--api-audiences={ISSUER}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             f"--requestheader-client-ca-file={self.front_proxy_ca}",
@@ -235,8 +241,8 @@ class LocalControlPlane:
             "--requestheader-username-headers=X-Remote-User",
             "--requestheader-group-headers=X-Remote-Group",
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-            f"--proxy-client-cert-file={self.front_proxy_cert}",
-            f"--proxy-client-key-file={self.front_proxy_key}",
+            f"--proxy-client-cert-file={self.pki.front_proxy_cert}",
+            f"--proxy-client-key-file={self.pki.front_proxy_key}",
             "--allow-privileged=true",
             "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
             "DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,"
@@ -244,12 +250,15 @@ class LocalControlPlane:
             "--profiling=false",
             "--v=1",
         )
-        self._wait_ready(f"{self.server}/readyz", 90)
+        # 60 s is plenty on an idle machine (~5 s); 90 s covers two cores shared with a
+        # test run's operator and a second control plane.
+        self._wait_ready("kube-apiserver", f"{self.server}/readyz", 90)
         if controllers:
             self.start_controllers()
         self.startup_seconds = time.monotonic() - started
 
     def start_controllers(self) -> None:
+        """Start the controller-manager and scheduler (after CRDs are installed)."""
         cm_kubeconfig = self.workdir / "kube-controller-manager.kubeconfig"
         self._spawn(
             "kube-controller-manager",
@@ -257,7 +266,7 @@ class LocalControlPlane:
             f"--authentication-kubeconfig={cm_kubeconfig}",
             f"--authorization-kubeconfig={cm_kubeconfig}",
             "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={self.sa_key}",
+            f"--service-account-private-key-file={self.pki.sa_private}",
             f"--root-ca-file={self.ca_file}",
             f"--cluster-signing-cert-file={self.ca_file}",
             f"--cluster-signing-key-file={self.ca_key_file}",
@@ -285,16 +294,19 @@ class LocalControlPlane:
             time.sleep(0.2)
 
     def stop(self) -> None:
+        """SIGTERM every process group, newest first; SIGKILL what is left after 10 s."""
         if self._stopped:
             return
         self._stopped = True
+        atexit.unregister(self.stop)
         for _, proc in reversed(self._procs):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
         for _, proc in reversed(self._procs):
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
@@ -303,6 +315,7 @@ class LocalControlPlane:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def pids(self) -> list[int]:
+        """The component processes' ids (each also leads its own process group)."""
         return [proc.pid for _, proc in self._procs]
 
     def __enter__(self) -> LocalControlPlane:
@@ -321,23 +334,26 @@ class LocalControlPlane:
 class ExistingCluster:
     """A cluster somebody else runs (kind, k3d, a real one): nothing to start or stop."""
 
-    def __init__(self, kubeconfig: Path) -> None:
-        self.kubeconfig = kubeconfig
+    def __init__(self, kubeconfig: Path | None = None) -> None:
+        path = kubeconfig or os.environ.get("KUBENOVA_KUBECONFIG")
+        if not path:
+            raise ValueError("no kubeconfig given and KUBENOVA_KUBECONFIG is not set")
+        self.kubeconfig = Path(path)
 
     def stop(self) -> None:
-        pass
+        """Leave the cluster running: it is not ours."""
 
 
-def cluster_from_env() -> LocalControlPlane | ExistingCluster:
-    """KUBENOVA_KUBECONFIG points at an existing cluster; otherwise start our own."""
-    existing = os.environ.get("KUBENOVA_KUBECONFIG")
-    if existing:
-        return ExistingCluster(Path(existing))
+def cluster_from_env(kubeconfig: Path | None = None) -> LocalControlPlane | ExistingCluster:
+    """An existing cluster when `kubeconfig` or KUBENOVA_KUBECONFIG names one; otherwise a
+    (not yet started) local control plane, so tests also run against kind or a real one."""
+    if kubeconfig or os.environ.get("KUBENOVA_KUBECONFIG"):
+        return ExistingCluster(kubeconfig)
     return LocalControlPlane()
 
 
 class KubectlError(RuntimeError):
-    pass
+    """kubectl exited non-zero; the message is its stderr."""
 
 
 def kubectl(

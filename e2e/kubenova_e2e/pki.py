@@ -1,7 +1,9 @@
 """Certificates for the local control plane, made with `cryptography`.
 
 EC P-256 keys (fast to make) for everything but the ServiceAccount signing key, which
-is RSA as the TokenRequest signer expects by default.
+is RSA: every apiserver release accepts it for both signing and verifying tokens.
+Everything is valid for a year and backdated an hour, so a clock that is a little
+behind (a VM resumed from a snapshot) does not reject a certificate made a second ago.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
 
 @dataclass
 class CA:
+    """A self-signed authority that issues leaf certificates in memory."""
+
     key: ec.EllipticCurvePrivateKey
     cert: x509.Certificate
 
@@ -111,6 +115,7 @@ class CA:
 
 
 def write_pair(directory: Path, name: str, cert: bytes, key: bytes) -> tuple[Path, Path]:
+    """`<name>.crt` and `<name>.key` (owner-only, as the components warn otherwise)."""
     cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
     cert_path.write_bytes(cert)
     key_path.write_bytes(key)
@@ -130,3 +135,60 @@ def service_account_keys(directory: Path) -> tuple[Path, Path]:
         )
     )
     return private, public
+
+
+APISERVER_HOSTS = (
+    "127.0.0.1",
+    "localhost",
+    "10.0.0.1",  # the `kubernetes` Service's ClusterIP, first address of 10.0.0.0/24
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+
+
+class ClusterPKI:
+    """Where each file of a cluster's PKI lives in `directory`.
+
+    The paths are fixed by the directory alone, so a control plane can name them (in
+    flags, in kubeconfigs) before `generate()` has written anything.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = d = directory
+        self.ca_cert, self.ca_key = d / "ca.crt", d / "ca.key"
+        self.apiserver_cert, self.apiserver_key = d / "apiserver.crt", d / "apiserver.key"
+        self.admin_cert, self.admin_key = d / "admin.crt", d / "admin.key"
+        self.front_proxy_ca = d / "front-proxy-ca.crt"
+        self.front_proxy_cert = d / "front-proxy-client.crt"
+        self.front_proxy_key = d / "front-proxy-client.key"
+        self.sa_private, self.sa_public = d / "sa.key", d / "sa.pub"
+
+    def component(self, name: str) -> tuple[Path, Path]:
+        """The client certificate and key of `kube-controller-manager` or `kube-scheduler`."""
+        return self.directory / f"{name}.crt", self.directory / f"{name}.key"
+
+    def generate(self) -> None:
+        """Make every key and certificate the control plane needs and write them as PEM."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        ca = CA.create("kubenova-local-ca")
+        write_pair(self.directory, "ca", ca.cert_pem, ca.key_pem)
+        write_pair(
+            self.directory,
+            "apiserver",
+            *ca.issue("kube-apiserver", hosts=APISERVER_HOSTS, server=True, client=False),
+        )
+        # system:masters is bound to cluster-admin without any RBAC object existing yet.
+        write_pair(
+            self.directory, "admin", *ca.issue("kubenova-admin", organizations=("system:masters",))
+        )
+        # The CNs are the users the apiserver's bootstrap RBAC policy already grants to.
+        for name in ("kube-controller-manager", "kube-scheduler"):
+            write_pair(self.directory, name, *ca.issue(f"system:{name}"))
+        # Aggregation: the apiserver proves itself to extension servers with the
+        # front-proxy client certificate, which they trust through a separate CA.
+        front = CA.create("kubenova-front-proxy-ca")
+        write_pair(self.directory, "front-proxy-ca", front.cert_pem, front.key_pem)
+        write_pair(self.directory, "front-proxy-client", *front.issue("front-proxy-client"))
+        service_account_keys(self.directory)

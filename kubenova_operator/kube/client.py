@@ -22,6 +22,18 @@ from ..resources.labels import FIELD_MANAGER
 REDISCOVERY_INTERVAL = 10.0
 
 
+async def load_configuration() -> client.Configuration:
+    """In-cluster credentials, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    configuration = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
+    else:
+        await config.load_kube_config(client_configuration=configuration)
+    return configuration
+
+
 class Kube:
     """A thin, typed face over the dynamic client for what controllers need."""
 
@@ -32,14 +44,7 @@ class Kube:
 
     @classmethod
     async def connect(cls) -> Kube:
-        configuration = client.Configuration()
-        if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-            config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-        else:
-            await config.load_kube_config(client_configuration=configuration)
-        api = client.ApiClient(configuration)
+        api = client.ApiClient(await load_configuration())
         # A private discovery cache: the default is shared by every process of the
         # machine that talks to the same URL.
         cache = os.path.join(tempfile.mkdtemp(prefix="kubenova-discovery-"), "cache.json")

@@ -205,6 +205,26 @@ async def watch_until(
     )
 
 
+def tenant_body(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Tenant",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+async def create_tenants(api: client.ApiClient, specs: dict[str, dict[str, Any]]) -> None:
+    """Create Tenants and wait until each is Ready at its generation."""
+    custom = client.CustomObjectsApi(api)
+    for name, spec in specs.items():
+        await custom.create_cluster_custom_object(
+            GROUP, VERSION, "tenants", tenant_body(name, **spec)
+        )
+    for name in specs:
+        await watch_until(api, "tenants", name, ready_at_generation)
+
+
 def must_condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     """The condition, failing the test when the object does not have it."""
     found = condition(obj, type_)

@@ -22,6 +22,7 @@ from .harness import (
     VERSION,
     Cluster,
     api_message,
+    create_tenants,
     eventually,
     merge_patch,
     must_condition,
@@ -73,21 +74,9 @@ async def secret_key(api: client.ApiClient, namespace: str, name: str, key: str)
 
 @pytest.fixture(scope="module")
 async def tenants(cluster: Cluster, operator: OperatorProcess, api: client.ApiClient) -> None:
+    ttl = {"credentials": {"defaultTTLSeconds": 3600, "maxTTLSeconds": 7200}}
+    await create_tenants(api, {"cra": ttl, "crb": ttl})
     custom = client.CustomObjectsApi(api)
-    for name in ("cra", "crb"):
-        await custom.create_cluster_custom_object(
-            GROUP,
-            VERSION,
-            "tenants",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "Tenant",
-                "metadata": {"name": name},
-                "spec": {"credentials": {"defaultTTLSeconds": 3600, "maxTTLSeconds": 7200}},
-            },
-        )
-    for name in ("cra", "crb"):
-        await watch_until(api, "tenants", name, ready_at_generation)
     await custom.create_namespaced_custom_object(
         GROUP,
         VERSION,

@@ -156,3 +156,25 @@ async def test_status_is_not_writable_through_spec_and_conditions_are_well_forme
     # kstatus reads observedGeneration == generation + Ready=True as Current.
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
     await custom.delete_cluster_custom_object(GROUP, VERSION, "tenants", "shape")
+
+
+def test_install_manifests_are_accepted_by_the_api_server(cluster: Cluster) -> None:
+    """`kubectl apply -k manifests/` as a user would run it, server-side dry run: every
+    object passes the real API server's validation and admission."""
+    result = cluster.kubectl(
+        "apply",
+        "-k",
+        "manifests",
+        "--server-side",
+        "--dry-run=server",
+        "--force-conflicts",
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for kind in (
+        "deployment.apps/kubenova-operator",
+        "apiservice.apiregistration.k8s.io/",
+        "clusterrole.rbac.authorization.k8s.io/kubenova:operator",
+        "customresourcedefinition.apiextensions.k8s.io/tenants.kubenova.io",
+    ):
+        assert kind in result.stdout, result.stdout

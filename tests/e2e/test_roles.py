@@ -14,7 +14,7 @@ import pytest
 from kubenova_e2e.platform import OperatorProcess
 from kubernetes_asyncio import client
 
-from .harness import GROUP, VERSION, Cluster, ready_at_generation, watch_until
+from .harness import GROUP, VERSION, Cluster, create_tenants, ready_at_generation, watch_until
 
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: probe\n"
 
@@ -39,25 +39,18 @@ def forbidden(cluster: Cluster, who: list[str], *args: str, stdin: str | None = 
 async def two_tenants(
     cluster: Cluster, operator: OperatorProcess, api: client.ApiClient
 ) -> AsyncIterator[None]:
+    await create_tenants(
+        api,
+        {
+            name: {
+                "owners": [{"kind": "User", "name": owner}],
+                "viewers": [{"kind": "Group", "name": f"{name}:auditors"}],
+                "budget": {"hard": {"pods": "20"}},
+            }
+            for name, owner in (("rla", "anna"), ("rlb", "bert"))
+        },
+    )
     custom = client.CustomObjectsApi(api)
-    for name, owner in (("rla", "anna"), ("rlb", "bert")):
-        await custom.create_cluster_custom_object(
-            GROUP,
-            VERSION,
-            "tenants",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "Tenant",
-                "metadata": {"name": name},
-                "spec": {
-                    "owners": [{"kind": "User", "name": owner}],
-                    "viewers": [{"kind": "Group", "name": f"{name}:auditors"}],
-                    "budget": {"hard": {"pods": "20"}},
-                },
-            },
-        )
-    for name in ("rla", "rlb"):
-        await watch_until(api, "tenants", name, ready_at_generation)
     await custom.create_namespaced_custom_object(
         GROUP,
         VERSION,

@@ -18,7 +18,7 @@ from kubernetes_asyncio import client
 
 from kubenova_operator.shim.tls import generate
 
-from .harness import GROUP, VERSION, Cluster, eventually, ready_at_generation, watch_until
+from .harness import Cluster, create_tenants, eventually
 
 POD = """apiVersion: v1
 kind: Pod
@@ -36,26 +36,14 @@ spec:
 
 @pytest.fixture(scope="module")
 async def usage_tenants(cluster: Cluster, operator: OperatorProcess, api: client.ApiClient) -> None:
-    custom = client.CustomObjectsApi(api)
-    for name, owner in (("sha", "sally"), ("shb", "sid")):
-        await custom.create_cluster_custom_object(
-            GROUP,
-            VERSION,
-            "tenants",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "Tenant",
-                "metadata": {"name": name},
-                "spec": {
-                    "owners": [{"kind": "User", "name": owner}],
-                    "budget": {
-                        "hard": {"requests.cpu": "2", "requests.memory": "1Gi", "pods": "10"}
-                    },
-                },
-            },
-        )
-    for name in ("sha", "shb"):
-        await watch_until(api, "tenants", name, ready_at_generation)
+    budget = {"hard": {"requests.cpu": "2", "requests.memory": "1Gi", "pods": "10"}}
+    await create_tenants(
+        api,
+        {
+            name: {"owners": [{"kind": "User", "name": owner}], "budget": budget}
+            for name, owner in (("sha", "sally"), ("shb", "sid"))
+        },
+    )
     cluster.kubectl(
         "wait", "--for=condition=Available", "--timeout=60s", "apiservice/v1alpha1.api.kubenova.io"
     )
