@@ -164,7 +164,7 @@ def test_install_manifests_are_accepted_by_the_api_server(cluster: Cluster) -> N
     result = cluster.kubectl(
         "apply",
         "-k",
-        "manifests",
+        str(REPO / "manifests"),
         "--server-side",
         "--dry-run=server",
         "--force-conflicts",
