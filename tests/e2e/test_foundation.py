@@ -12,6 +12,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from .harness import (
     GROUP,
+    REPO,
     VERSION,
     Cluster,
     api_message,
