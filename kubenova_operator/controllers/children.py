@@ -68,7 +68,12 @@ async def prime_stores() -> None:
         )
         if labels.get(L.MANAGED_BY) == L.MANAGER:
             store.children.upsert({**ns, "kind": "Namespace", "apiVersion": "v1"})
-    for api_version, kind in (*CHILD_KINDS, (API_VERSION, "KubeConfigRequest")):
+    for api_version, kind in (
+        *CHILD_KINDS,
+        (API_VERSION, "KubeConfigRequest"),
+        (API_VERSION, "CapsuleSync"),
+        (API_VERSION, "VelaSync"),
+    ):
         for obj in await kube.list(api_version, kind, label_selector=L.MANAGED_SELECTOR):
             store.children.upsert({**obj, "kind": kind, "apiVersion": api_version})
 

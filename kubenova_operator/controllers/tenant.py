@@ -32,6 +32,7 @@ from ..resources.budget import Decision, ProjectInput, admit_projects
 from ..resources.namespaces import release_patch
 from ..resources.project import project_children
 from ..resources.quantity import exceeding, format_resources, parse_quantity, sum_resources
+from ..resources.syncs import capsule_sync, vela_sync
 from ..resources.tenant import tenant_children
 from . import events
 from .conditions import condition, find, is_true, merge_conditions, same_status
@@ -134,9 +135,16 @@ async def reconcile_tenant(name: str, trigger: str) -> None:
     inputs = [_project_input(p) for p in project_bodies]
     decisions, claimed = admit_projects(name, spec, inputs, store.namespace_owners)
     desired = tenant_children(name, spec, claimed)
+    desired.append(capsule_sync(name, body["metadata"]["uid"]))
+    by_name = {p["metadata"]["name"]: p for p in project_bodies}
     for decision, item in zip(decisions, inputs, strict=True):
         if decision.admitted:
             desired.extend(project_children(item.name, name, spec, item.spec))
+            desired.append(
+                vela_sync(
+                    item.name, owner_namespace(name), by_name[item.name]["metadata"]["uid"], name
+                )
+            )
 
     report_only = spec.drift_policy == DriftPolicy.REPORT
     changes = plan_changes(

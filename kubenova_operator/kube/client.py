@@ -6,6 +6,7 @@ runs: an unknown kind triggers one re-discovery (rate-limited), never a restart.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import time
@@ -41,6 +42,7 @@ class Kube:
         self.api = api
         self.dynamic = dynamic
         self._last_rediscovery = 0.0
+        self._discovery_lock = asyncio.Lock()
 
     @classmethod
     async def connect(cls) -> Kube:
@@ -62,18 +64,25 @@ class Kube:
         try:
             return await self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
-            if time.monotonic() - self._last_rediscovery < REDISCOVERY_INTERVAL:
-                raise
-            self._last_rediscovery = time.monotonic()
-            await self.dynamic.resources.invalidate_cache()
+            # One re-discovery at a time: the discoverer rebuilds its cache in place,
+            # and a concurrent lookup would see it half-built.
+            async with self._discovery_lock:
+                if time.monotonic() - self._last_rediscovery >= REDISCOVERY_INTERVAL:
+                    self._last_rediscovery = time.monotonic()
+                    await self.dynamic.resources.invalidate_cache()
             return await self.dynamic.resources.get(api_version=api_version, kind=kind)
 
     async def has_kind(self, api_version: str, kind: str) -> bool:
+        """Whether the API server serves `kind` now: one discovery GET of its group
+        version (cheap, and no cache to go stale when a peer is installed)."""
+        group, _, version = api_version.rpartition("/")
         try:
-            await self.resource(api_version, kind)
-        except ResourceNotFoundError:
-            return False
-        return True
+            found = await client.CustomObjectsApi(self.api).get_api_resources(group, version)
+        except ApiException as exc:
+            if exc.status in (404, 503):  # not served, or an APIService not available
+                return False
+            raise
+        return any(r.kind == kind for r in found.resources or [])
 
     async def apply(
         self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER

@@ -22,6 +22,7 @@ _KEEP_META = (
     "namespace",
     "labels",
     "annotations",
+    "ownerReferences",
     "uid",
     "deletionTimestamp",
     "resourceVersion",

@@ -464,3 +464,35 @@ async def test_operator_restart_mid_build_converges(
     names = sorted(f"{b.metadata.namespace}/{b.metadata.name}" for b in bindings.items)
     assert len(names) == len(set(names)) == 2 * 2 + 2 * 3  # 2 per tenant ns, 3 per project ns
     await asyncio.sleep(0)
+
+
+async def test_capsule_and_kubevela_absent_are_reported_not_required(
+    cluster: Cluster, operator: OperatorProcess, api: client.ApiClient
+) -> None:
+    """Without Capsule or KubeVela the tenant is Ready with native guardrails, and the
+    sync objects say why they have nothing to sync; a deleted one is rebuilt."""
+    custom = client.CustomObjectsApi(api)
+    await make_tenant(api, "tp7")
+    await make_project(api, "tp7", "app")
+    capsule = await watch_until(
+        api, "capsulesyncs", "tp7", lambda o: condition(o, "Available") is not None
+    )
+    available = must_condition(capsule, "Available")
+    assert (available["status"], available["reason"]) == ("False", "CapsuleNotInstalled")
+    assert "capsule.clastix.io/v1beta2" in available["message"]
+    assert capsule["metadata"]["ownerReferences"][0]["kind"] == "Tenant"
+    vela = await watch_until(
+        api,
+        "velasyncs",
+        "app",
+        lambda o: condition(o, "Available") is not None,
+        namespace="tp7-owner",
+    )
+    assert must_condition(vela, "Available")["reason"] == "KubeVelaNotInstalled"
+
+    uid = capsule["metadata"]["uid"]
+    await custom.delete_cluster_custom_object(GROUP, VERSION, "capsulesyncs", "tp7")
+    rebuilt = await watch_until(
+        api, "capsulesyncs", "tp7", lambda o: o["metadata"]["uid"] != uid, deadline=15
+    )
+    assert rebuilt["spec"]["tenantRef"]["name"] == "tp7"

@@ -1,0 +1,103 @@
+"""CapsuleSync and VelaSync controllers: what Capsule and KubeVela see of a tenant and
+a project. For now they report whether the peer is installed (discovery, re-checked on
+every resync, so an installation is noticed without a restart); syncing into Capsule
+and KubeVela builds on this."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from ..api.common import API_VERSION, now
+from ..config import get_settings
+from ..integrations import CAPSULE, KUBEVELA, Peer
+from ..kube import store
+from ..observability.reconcile import reconciler
+from ..resources import labels as L
+from .conditions import condition, merge_conditions, same_status
+from .context import ctx
+from .tenant import tenant_key
+
+CAPSULESYNCS = "capsulesyncs.v1alpha1.kubenova.io"
+VELASYNCS = "velasyncs.v1alpha1.kubenova.io"
+PEERS = {"CapsuleSync": CAPSULE, "VelaSync": KUBEVELA}
+
+
+async def reconcile_sync(body: dict[str, Any]) -> None:
+    peer: Peer = PEERS[body["kind"]]
+    meta = body["metadata"]
+    generation = meta.get("generation")
+    installed = await ctx().kube.has_kind(peer.api_version, peer.kind)
+    if installed:
+        available = condition(
+            "Available",
+            True,
+            f"{peer.name}Found",
+            f"{peer.kind} ({peer.api_version}) is served",
+            generation,
+        )
+        ready = condition(
+            "Ready",
+            False,
+            "SyncNotImplemented",
+            f"{peer.name} is installed; this Kubenova version reports it but "
+            "does not sync to it yet",
+            generation,
+        )
+    else:
+        available = condition(
+            "Available", False, peer.missing_reason, peer.missing_message(), generation
+        )
+        ready = condition("Ready", False, peer.missing_reason, peer.missing_message(), generation)
+    old = body.get("status") or {}
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "available": installed,
+        "conditions": merge_conditions(old.get("conditions"), [available, ready]),
+    }
+    if installed and body["kind"] == "CapsuleSync":
+        status["apiVersion"] = peer.api_version
+    if same_status(old, status):
+        return
+    status["lastSyncTime"] = now().isoformat().replace("+00:00", "Z")
+    await ctx().kube.patch_status(
+        API_VERSION, body["kind"], meta["name"], meta.get("namespace"), status
+    )
+
+
+async def _observe(event: kopf.RawEvent, body: kopf.Body) -> None:
+    """They are children of their Tenant/Project: keep the store current and have a
+    deleted one rebuilt."""
+    meta = body.get("metadata", {})
+    labels = meta.get("labels") or {}
+    if labels.get(L.MANAGED_BY) != L.MANAGER:
+        return
+    key = (body.get("kind", ""), meta.get("namespace") or "", meta.get("name", ""))
+    if event.get("type") == "DELETED":
+        store.children.remove(key)
+        tenant = labels.get(L.TENANT)
+        if tenant and store.parents.get(tenant_key(tenant)) is not None:
+            await ctx().queue.nudge(tenant, "child")
+    else:
+        store.children.upsert(dict(body))
+
+
+def _register(resource: str, kind: str) -> None:
+    async def observe(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        await _observe(event, body)
+
+    async def changed(body: kopf.Body, **_: Any) -> None:
+        await reconcile_sync({**body, "kind": kind})
+
+    kopf.on.event(resource, id=f"observe-{kind}")(observe)
+    handler = reconciler(kind.lower())(changed)
+    kopf.on.resume(resource, id=f"{kind}-resume")(handler)
+    kopf.on.create(resource, id=f"{kind}-create")(handler)
+    kopf.on.update(resource, id=f"{kind}-update")(handler)
+    interval = get_settings().resync_seconds
+    kopf.timer(resource, interval=interval, initial_delay=interval, id=f"{kind}-resync")(handler)
+
+
+_register(CAPSULESYNCS, "CapsuleSync")
+_register(VELASYNCS, "VelaSync")

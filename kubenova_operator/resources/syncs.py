@@ -1,0 +1,47 @@
+"""The CapsuleSync of a Tenant and the VelaSync of a Project: owned by their parent
+(ownerReference), so they go with it and are recreated if deleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api.common import API_VERSION
+from . import labels as L
+
+
+def _owner(kind: str, name: str, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def capsule_sync(tenant: str, tenant_uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "CapsuleSync",
+        "metadata": {
+            "name": tenant,
+            "labels": L.managed_labels(tenant),
+            "ownerReferences": [_owner("Tenant", tenant, tenant_uid)],
+        },
+        "spec": {"tenantRef": {"name": tenant}},
+    }
+
+
+def vela_sync(project: str, namespace: str, project_uid: str, tenant: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "VelaSync",
+        "metadata": {
+            "name": project,
+            "namespace": namespace,
+            "labels": L.managed_labels(tenant, project),
+            "ownerReferences": [_owner("Project", project, project_uid)],
+        },
+        "spec": {"projectRef": {"name": project}},
+    }
