@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import signal
 import sys
 import tempfile
@@ -137,11 +138,17 @@ def demo(keep_running: bool) -> int:
         return 0
     except (ControlPlaneError, KubectlError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if operator is not None:
+            print(
+                f"operator log ({operator.log}), last lines:\n{operator.tail(30)}", file=sys.stderr
+            )
+            operator = None  # keep its log for a look
         return 1
     finally:
         say("stopping")
         if operator is not None:
             operator.stop()
+            shutil.rmtree(operator.log.parent, ignore_errors=True)
         plane.stop()
 
 
