@@ -25,6 +25,7 @@ from ..credentials.kubeconfig import render_kubeconfig
 from ..credentials.rotation import issue_reason, renew_at, seconds_until
 from ..credentials.sealing import InvalidPublicKey, load_public_key, seal
 from ..credentials.tokens import (
+    IssuedToken,
     binding_secret,
     binding_secret_name,
     legacy_secret_name,
@@ -116,19 +117,43 @@ async def mint(body: dict[str, Any]) -> tuple[str, datetime | None]:
         request.spec.ttl_seconds or tenant.spec.credentials.default_ttl_seconds,
         tenant.spec.credentials.max_ttl_seconds,
     )
-    binding = await ctx().kube.apply(
-        binding_secret(meta["name"], meta["namespace"], _owner_ref(body), tenant_name)
-    )
-    token = await request_token(
-        ctx().kube,
-        namespace=meta["namespace"],
+    kubeconfig, token = await _new_kubeconfig(
+        body,
+        request,
+        tenant=tenant,
+        tenant_name=tenant_name,
         service_account=service_account,
-        seconds=ttl,
-        bound_secret=binding_secret_name(meta["name"]),
-        bound_uid=binding["metadata"]["uid"],
-        request=meta["name"],
+        context_ns=context_ns,
+        ttl=ttl,
     )
     TOKENS_ISSUED.labels(request.spec.role, "on-demand").inc()
+    return kubeconfig, token.expires_at
+
+
+async def _new_kubeconfig(
+    body: dict[str, Any],
+    request: KubeConfigRequest,
+    *,
+    tenant: Tenant,
+    tenant_name: str,
+    service_account: str,
+    context_ns: str,
+    ttl: int,
+) -> tuple[str, IssuedToken]:
+    """A token bound to the request's binding Secret (created if missing), and the
+    kubeconfig around it."""
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    binding = await ctx().kube.apply(binding_secret(name, namespace, _owner_ref(body), tenant_name))
+    token = await request_token(
+        ctx().kube,
+        namespace=namespace,
+        service_account=service_account,
+        seconds=ttl,
+        bound_secret=binding_secret_name(name),
+        bound_uid=binding["metadata"]["uid"],
+        request=name,
+    )
     kubeconfig = render_kubeconfig(
         name=f"{tenant_name}-{request.spec.role}",
         server=proxy_endpoint(tenant),
@@ -136,7 +161,7 @@ async def mint(body: dict[str, Any]) -> tuple[str, datetime | None]:
         token=token.token,
         namespace=context_ns,
     )
-    return kubeconfig, token.expires_at
+    return kubeconfig, token
 
 
 async def reconcile_request(body: dict[str, Any]) -> float | None:
@@ -228,29 +253,20 @@ async def _issue(
     ttl: int,
     reason: str,
 ) -> float:
-    kube = ctx().kube
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
-    binding = await kube.apply(binding_secret(name, namespace, _owner_ref(body), tenant_name))
-    token = await request_token(
-        kube,
-        namespace=namespace,
+    kubeconfig, token = await _new_kubeconfig(
+        body,
+        request,
+        tenant=tenant,
+        tenant_name=tenant_name,
         service_account=service_account,
-        seconds=ttl,
-        bound_secret=binding_secret_name(name),
-        bound_uid=binding["metadata"]["uid"],
-        request=name,
+        context_ns=context_ns,
+        ttl=ttl,
     )
     issued_at = now()
     expires_at = token.expires_at or None
     server = proxy_endpoint(tenant)
-    kubeconfig = render_kubeconfig(
-        name=f"{tenant_name}-{request.spec.role}",
-        server=server,
-        ca_pem=_ca_for(tenant),
-        token=token.token,
-        namespace=context_ns,
-    )
     status: dict[str, Any] = {
         "issuedAt": issued_at.isoformat().replace("+00:00", "Z"),
         "expiresAt": expires_at.isoformat().replace("+00:00", "Z") if expires_at else None,

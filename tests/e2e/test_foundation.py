@@ -20,17 +20,9 @@ from .harness import (
     eventually,
     metric_value,
     ready_at_generation,
+    tenant_body,
     watch_until,
 )
-
-
-def tenant(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Tenant",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
 
 
 async def test_tenant_becomes_ready_and_deletes_cleanly(
@@ -38,7 +30,7 @@ async def test_tenant_becomes_ready_and_deletes_cleanly(
 ) -> None:
     custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
     await custom.create_cluster_custom_object(
-        GROUP, VERSION, "tenants", tenant("found", owners=[{"kind": "User", "name": "fiona"}])
+        GROUP, VERSION, "tenants", tenant_body("found", owners=[{"kind": "User", "name": "fiona"}])
     )
     obj = await watch_until(api, "tenants", "found", ready_at_generation)
     assert obj["status"]["phase"] == "Ready"
@@ -133,7 +125,9 @@ async def test_bad_tenant_is_refused_with_a_clear_message(
 ) -> None:
     custom = client.CustomObjectsApi(api)
     with pytest.raises(ApiException) as refused:
-        await custom.create_cluster_custom_object(GROUP, VERSION, "tenants", tenant(name, **spec))
+        await custom.create_cluster_custom_object(
+            GROUP, VERSION, "tenants", tenant_body(name, **spec)
+        )
     assert refused.value.status == 422
     assert message in api_message(refused.value), refused.value.body
 
@@ -142,7 +136,7 @@ async def test_status_is_not_writable_through_spec_and_conditions_are_well_forme
     cluster: Cluster, operator: OperatorProcess, api: client.ApiClient
 ) -> None:
     custom = client.CustomObjectsApi(api)
-    await custom.create_cluster_custom_object(GROUP, VERSION, "tenants", tenant("shape"))
+    await custom.create_cluster_custom_object(GROUP, VERSION, "tenants", tenant_body("shape"))
     obj = await watch_until(api, "tenants", "shape", ready_at_generation)
     ready = condition(obj, "Ready")
     assert ready is not None
