@@ -202,7 +202,7 @@ async def test_revocation_invalidates_the_token_within_seconds(
         result = use(cluster, kubeconfig, tmp_path, "get", "pods", "-n", "cra-apps")
         return result.returncode != 0 and "Unauthorized" in result.stderr
 
-    await eventually(unauthorized, deadline=15, interval=0.5, what="the token to be rejected")
+    await eventually(unauthorized, deadline=30, interval=0.5, what="the token to be rejected")
     print(f"revocation took effect after {time.monotonic() - started:.1f}s")
     obj = await watch_until(
         api,
