@@ -280,7 +280,7 @@ async def _write_statuses(
     }
     status["conditions"] = merge_conditions(old.get("conditions"), wanted)
     record_phase("Tenant", name, phase)
-    if not _unchanged(old, status):
+    if not same_status(old, status):
         store.parents.upsert(
             await ctx().kube.patch_status(API_VERSION, "Tenant", name, None, status)
         )
@@ -290,11 +290,6 @@ async def _write_statuses(
     by_name = {p["metadata"]["name"]: p for p in project_bodies}
     for decision in decisions:
         await _write_project_status(by_name[decision.name], name, decision)
-
-
-def _unchanged(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Equal but for the transition times merge_conditions kept."""
-    return same_status(old, new)
 
 
 def _usage(tenant: str) -> dict[str, str]:

@@ -178,7 +178,3 @@ class Kube:
             content_type="application/merge-patch+json",
         )
         return dict(result.to_dict())
-
-
-def is_conflict_or_gone(exc: BaseException) -> bool:
-    return isinstance(exc, ApiException) and exc.status in (404, 409, 410)
