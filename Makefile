@@ -7,7 +7,10 @@ KUBENOVA_CACHE ?= $(HOME)/.cache/kubenova
 export KUBENOVA_CACHE
 VENV ?= $(KUBENOVA_CACHE)/venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+# The venv is shared by checkouts (it holds the dependencies); the package itself is
+# installed editable, so the stamp is keyed by this checkout's path too: a fresh clone
+# (CI) re-points the editable install at itself instead of importing another tree.
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo "$(CURDIR)") | sha256sum | cut -c1-12)
 
 .PHONY: run test lint unit e2e crds controlplane bench clean-cache
 

@@ -26,6 +26,13 @@ def install_platform(kubeconfig: Path) -> None:
         str(REPO / "manifests" / "rbac" / "roles.yaml"),
         kubeconfig=kubeconfig,
     )
+    kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        str(REPO / "manifests" / "policies" / "kubevela-impersonation.yaml"),
+        kubeconfig=kubeconfig,
+    )
     kubectl("create", "namespace", OPERATOR_NAMESPACE, kubeconfig=kubeconfig, check=False)
     kubectl(
         "wait",
