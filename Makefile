@@ -7,12 +7,9 @@ KUBENOVA_CACHE ?= $(HOME)/.cache/kubenova
 export KUBENOVA_CACHE
 VENV ?= $(KUBENOVA_CACHE)/venv
 PY := $(VENV)/bin/python
-# The venv is shared by checkouts (it holds the dependencies); the package itself is
-# installed editable, so the stamp is keyed by this checkout's path too: a fresh clone
-# (CI) re-points the editable install at itself instead of importing another tree.
-STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo "$(CURDIR)") | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint unit e2e crds controlplane bench clean-cache
+.PHONY: deps run test lint unit e2e crds controlplane bench clean-cache
 
 $(STAMP): pyproject.toml
 	@mkdir -p $(KUBENOVA_CACHE)
@@ -22,31 +19,38 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install --quiet -e '.[test]'
 	@touch $@
 
-run: $(STAMP)
+# The venv is shared by checkouts (it holds the dependencies); the package is installed
+# editable, so make sure it points at this checkout and not another (a CI clone, a
+# worktree) before running anything.
+deps: $(STAMP)
+	@$(PY) -c 'import sys, kubenova_e2e; sys.exit(not kubenova_e2e.__file__.startswith("$(CURDIR)/"))' \
+	  2>/dev/null || $(PY) -m pip install --quiet --no-deps -e .
+
+run: deps
 	$(PY) -m kubenova_e2e demo
 
-test: $(STAMP)
+test: deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m kubenova_operator.api.crdgen --check
 	$(PY) -m pytest -p no:cacheprovider -ra tests
 
-unit: $(STAMP)
+unit: deps
 	$(PY) -m pytest -p no:cacheprovider -ra tests/unit
 
-e2e: $(STAMP)
+e2e: deps
 	$(PY) -m pytest -p no:cacheprovider -ra tests/e2e
 
-lint: $(STAMP)
+lint: deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-crds: $(STAMP)
+crds: deps
 	$(PY) -m kubenova_operator.api.crdgen
 
-controlplane: $(STAMP)
+controlplane: deps
 	$(PY) -m kubenova_e2e build
 
 clean-cache:
