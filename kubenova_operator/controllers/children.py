@@ -21,7 +21,9 @@ from .context import ctx
 from .tenant import tenant_key
 
 
-async def _observe(event: kopf.RawEvent, body: dict[str, Any]) -> None:
+async def observe_child(event: kopf.RawEvent, body: dict[str, Any]) -> None:
+    """Keep the store current for one watched object and, when it is Kubenova's (or
+    just stopped being), have its tenant re-checked: that is what heals drift."""
     meta = body.get("metadata", {})
     labels = meta.get("labels") or {}
     key = (body.get("kind", ""), meta.get("namespace") or "", meta.get("name", ""))
@@ -45,7 +47,7 @@ async def namespace_event(event: kopf.RawEvent, body: kopf.Body, name: str, **_:
     else:
         store.namespace_owners[name] = (labels.get(L.TENANT), labels.get(L.PROJECT))
     if labels.get(L.MANAGED_BY) == L.MANAGER or store.children.get(("Namespace", "", name)):
-        await _observe(event, dict(body))
+        await observe_child(event, dict(body))
 
 
 async def prime_stores() -> None:
@@ -82,7 +84,7 @@ def _register() -> None:
     for group, version, plural in CHILD_RESOURCES:
 
         async def child_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-            await _observe(event, dict(body))
+            await observe_child(event, dict(body))
 
         kopf.on.event(group, version, plural, id=f"observe-{plural}")(child_event)
 

@@ -12,12 +12,10 @@ import kopf
 from ..api.common import API_VERSION, now
 from ..config import get_settings
 from ..integrations import CAPSULE, KUBEVELA, Peer
-from ..kube import store
 from ..observability.reconcile import reconciler
-from ..resources import labels as L
+from .children import observe_child
 from .conditions import condition, merge_conditions, same_status
 from .context import ctx
-from .tenant import tenant_key
 
 CAPSULESYNCS = "capsulesyncs.v1alpha1.kubenova.io"
 VELASYNCS = "velasyncs.v1alpha1.kubenova.io"
@@ -66,26 +64,10 @@ async def reconcile_sync(body: dict[str, Any]) -> None:
     )
 
 
-async def _observe(event: kopf.RawEvent, body: kopf.Body) -> None:
-    """They are children of their Tenant/Project: keep the store current and have a
-    deleted one rebuilt."""
-    meta = body.get("metadata", {})
-    labels = meta.get("labels") or {}
-    if labels.get(L.MANAGED_BY) != L.MANAGER:
-        return
-    key = (body.get("kind", ""), meta.get("namespace") or "", meta.get("name", ""))
-    if event.get("type") == "DELETED":
-        store.children.remove(key)
-        tenant = labels.get(L.TENANT)
-        if tenant and store.parents.get(tenant_key(tenant)) is not None:
-            await ctx().queue.nudge(tenant, "child")
-    else:
-        store.children.upsert(dict(body))
-
-
 def _register(resource: str, kind: str) -> None:
     async def observe(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        await _observe(event, body)
+        # Children of their Tenant/Project: a deleted one is rebuilt.
+        await observe_child(event, {**body, "kind": kind})
 
     async def changed(body: kopf.Body, **_: Any) -> None:
         await reconcile_sync({**body, "kind": kind})

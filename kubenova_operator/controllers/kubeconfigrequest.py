@@ -36,6 +36,7 @@ from ..observability.metrics import CREDENTIAL_EXPIRY, TOKENS_ISSUED, TOKENS_REV
 from ..observability.reconcile import reconciler
 from ..resources import labels as L
 from . import events
+from .children import observe_child
 from .conditions import condition, find, merge_conditions, same_status
 from .context import ctx
 from .tenant import proxy_endpoint, tenant_key
@@ -99,6 +100,17 @@ def _target(request: KubeConfigRequest, tenant: str, namespace: str) -> tuple[st
     return L.deployer_sa(spec.project or ""), names[0]
 
 
+def _tenant_of(namespace: str) -> tuple[str, Tenant]:
+    """The tenant whose owner namespace holds the request (from the store)."""
+    tenant_name = tenant_of_owner_namespace(namespace)
+    tenant_body = store.parents.get(tenant_key(tenant_name or ""))
+    if tenant_name is None or tenant_body is None:
+        raise Refused(
+            "TenantNotFound", f"namespace {namespace!r} is not a tenant's owner namespace"
+        )
+    return tenant_name, Tenant.model_validate(tenant_body)
+
+
 async def mint(body: dict[str, Any]) -> tuple[str, datetime | None]:
     """A fresh kubeconfig for the request, stored nowhere (the aggregated API's
     `kubeconfigs`). Bound to the request's binding Secret like every other token, so
@@ -107,11 +119,7 @@ async def mint(body: dict[str, Any]) -> tuple[str, datetime | None]:
     meta = body["metadata"]
     if request.spec.revoked:
         raise Refused("Revoked", "the KubeConfigRequest is revoked")
-    tenant_name = tenant_of_owner_namespace(meta["namespace"])
-    tenant_body = store.parents.get(tenant_key(tenant_name or ""))
-    if tenant_name is None or tenant_body is None:
-        raise Refused("TenantNotFound", "not in a tenant's owner namespace")
-    tenant = Tenant.model_validate(tenant_body)
+    tenant_name, tenant = _tenant_of(meta["namespace"])
     service_account, context_ns = _target(request, tenant_name, meta["namespace"])
     ttl = min(
         request.spec.ttl_seconds or tenant.spec.credentials.default_ttl_seconds,
@@ -171,18 +179,11 @@ async def reconcile_request(body: dict[str, Any]) -> float | None:
         request = KubeConfigRequest.model_validate(body)
         old = body.get("status") or {}
         try:
-            tenant_name = tenant_of_owner_namespace(namespace)
-            tenant_body = store.parents.get(tenant_key(tenant_name or ""))
-            if tenant_name is None or tenant_body is None:
-                raise Refused(
-                    "TenantNotFound", f"namespace {namespace!r} is not a tenant's owner namespace"
-                )
+            tenant_name, tenant = _tenant_of(namespace)
             if request.spec.revoked:
                 await _revoke(body, request, tenant_name)
                 return None
-            return await _issue_if_due(
-                body, request, Tenant.model_validate(tenant_body), tenant_name
-            )
+            return await _issue_if_due(body, request, tenant, tenant_name)
         except Refused as refused:
             await _write_status(
                 body,
@@ -337,7 +338,7 @@ async def _deliver_secret(
         "metadata": {
             "name": secret_name,
             "namespace": meta["namespace"],
-            "labels": {**L.managed_labels(tenant)},
+            "labels": L.managed_labels(tenant),
             "annotations": {
                 f"kubenova.io/{key}.issued-at": status["issuedAt"],
                 f"kubenova.io/{key}.expires-at": status["expiresAt"] or "never",
@@ -413,18 +414,8 @@ async def _write_status(
 
 @kopf.on.event(KCRS)
 async def request_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    """Tenant-default requests are children of their Tenant: keep them in the store."""
-    meta = body.get("metadata", {})
-    key = ("KubeConfigRequest", meta.get("namespace") or "", meta.get("name", ""))
-    if (meta.get("labels") or {}).get(L.MANAGED_BY) != L.MANAGER:
-        return
-    if event.get("type") == "DELETED":
-        store.children.remove(key)
-        tenant = (meta.get("labels") or {}).get(L.TENANT)
-        if tenant and store.parents.get(tenant_key(tenant)) is not None:
-            await ctx().queue.nudge(tenant, "child")
-    else:
-        store.children.upsert(dict(body))
+    """Tenant-default requests are children of their Tenant (healed like any other)."""
+    await observe_child(event, {**body, "kind": "KubeConfigRequest"})
 
 
 @kopf.on.resume(KCRS)

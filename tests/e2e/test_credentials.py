@@ -72,6 +72,19 @@ async def secret_key(api: client.ApiClient, namespace: str, name: str, key: str)
     return base64.b64decode((secret.data or {})[key]).decode()
 
 
+async def issued(api: client.ApiClient, name: str, **spec: Any) -> tuple[dict[str, Any], str]:
+    """Create a request in cra-owner, wait until it is Ready, return it and its kubeconfig
+    (from the Secret it was delivered to)."""
+    await client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP, VERSION, "cra-owner", "kubeconfigrequests", kcr(name, "cra-owner", **spec)
+    )
+    obj = await watch_until(
+        api, "kubeconfigrequests", name, ready_at_generation, namespace="cra-owner"
+    )
+    kubeconfig = await secret_key(api, "cra-owner", obj["status"]["secretName"], "kubeconfig")
+    return obj, kubeconfig
+
+
 @pytest.fixture(scope="module")
 async def tenants(cluster: Cluster, operator: OperatorProcess, api: client.ApiClient) -> None:
     ttl = {"credentials": {"defaultTTLSeconds": 3600, "maxTTLSeconds": 7200}}
@@ -154,18 +167,7 @@ async def test_default_kubeconfigs_hold_their_boundaries(
 async def test_developer_kubeconfig_works_in_its_project_only(
     cluster: Cluster, api: client.ApiClient, tmp_path: Path
 ) -> None:
-    custom = client.CustomObjectsApi(api)
-    await custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        "cra-owner",
-        "kubeconfigrequests",
-        kcr("dev", "cra-owner", role="developer", project="web", ttlSeconds=1200),
-    )
-    obj = await watch_until(
-        api, "kubeconfigrequests", "dev", ready_at_generation, namespace="cra-owner"
-    )
-    kubeconfig = await secret_key(api, "cra-owner", obj["status"]["secretName"], "kubeconfig")
+    _, kubeconfig = await issued(api, "dev", role="developer", project="web", ttlSeconds=1200)
     assert use(cluster, kubeconfig, tmp_path, "get", "pods", "-n", "cra-web").returncode == 0
     other = use(cluster, kubeconfig, tmp_path, "get", "pods", "-n", "cra-apps")
     assert other.returncode != 0 and "forbidden" in other.stderr.lower()
@@ -179,18 +181,7 @@ async def test_developer_kubeconfig_works_in_its_project_only(
 async def test_revocation_invalidates_the_token_within_seconds(
     cluster: Cluster, api: client.ApiClient, tmp_path: Path
 ) -> None:
-    custom = client.CustomObjectsApi(api)
-    await custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        "cra-owner",
-        "kubeconfigrequests",
-        kcr("revokeme", "cra-owner", role="owner"),
-    )
-    obj = await watch_until(
-        api, "kubeconfigrequests", "revokeme", ready_at_generation, namespace="cra-owner"
-    )
-    kubeconfig = await secret_key(api, "cra-owner", obj["status"]["secretName"], "kubeconfig")
+    _, kubeconfig = await issued(api, "revokeme", role="owner")
     assert use(cluster, kubeconfig, tmp_path, "get", "pods", "-n", "cra-apps").returncode == 0
 
     await merge_patch(
