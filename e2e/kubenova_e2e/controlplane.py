@@ -386,3 +386,32 @@ def kubectl(
     if check and result.returncode != 0:
         raise KubectlError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
     return result
+
+
+def apply_manifest(manifest: str, kubeconfig: Path) -> None:
+    """Server-side apply of YAML text, taking over fields another manager set (these
+    are objects the harness owns)."""
+    kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input=manifest,
+        kubeconfig=kubeconfig,
+    )
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, *, kill: bool = False) -> None:
+    """SIGTERM (or SIGKILL with `kill`), then SIGKILL if it is not gone in 20 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    if kill:
+        proc.kill()
+    else:
+        proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from .build import REPO
-from .controlplane import free_port, kubectl
+from .controlplane import apply_manifest, free_port, kubectl, stop_process
 
 OPERATOR_NAMESPACE = "kubenova-system"
 
@@ -60,15 +60,7 @@ spec:
     - name: https
       port: {port}
 """
-    kubectl(
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        "-",
-        input=service,
-        kubeconfig=kubeconfig,
-    )
+    apply_manifest(service, kubeconfig)
 
 
 class OperatorProcess:
@@ -114,17 +106,7 @@ class OperatorProcess:
         logfile.close()
 
     def stop(self, kill: bool = False) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        if kill:
-            self.proc.kill()
-        else:
-            self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, kill=kill)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
