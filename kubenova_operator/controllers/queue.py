@@ -22,13 +22,19 @@ MAX_BACKOFF = 30.0
 class _State:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pending: bool = False
+    triggers: set[str] = field(default_factory=set)  # what asked for the next pass
     failures: int = 0
     retry: asyncio.TimerHandle | None = None
 
 
 class TenantQueue:
-    def __init__(self, work: Callable[[str, str], Awaitable[None]]) -> None:
+    """Keyed by tenant name; the VelaSync controller uses one keyed by VelaSync."""
+
+    def __init__(
+        self, work: Callable[[str, frozenset[str]], Awaitable[None]], what: str = "tenant"
+    ) -> None:
         self._work = work
+        self._what = what
         self._states: dict[str, _State] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -37,17 +43,23 @@ class TenantQueue:
         finished (or raise its error)."""
         state = self._states.setdefault(tenant, _State())
         state.pending = True
+        state.triggers.add(trigger)
         async with state.lock:
             if not state.pending:
                 return  # a pass that started after our request covered it
             state.pending = False
+            # The pass learns every reason it covers: one that includes a spec change
+            # must not report the resulting differences as drift.
+            triggers = frozenset(state.triggers)
+            state.triggers.clear()
             if state.retry is not None:
                 state.retry.cancel()
                 state.retry = None
             try:
-                await self._work(tenant, trigger)
+                await self._work(tenant, triggers)
             except Exception:
                 state.failures += 1
+                state.triggers |= triggers  # the retry covers them again
                 raise
             state.failures = 0
 
@@ -60,7 +72,7 @@ class TenantQueue:
             state = self._states[tenant]
             delay = min(MAX_BACKOFF, 0.5 * 2 ** min(state.failures, 8))
             logger.warning(
-                "reconcile of tenant %s failed (%s); retrying in %.1fs", tenant, exc, delay
+                "reconcile of %s %s failed (%s); retrying in %.1fs", self._what, tenant, exc, delay
             )
             if state.retry is None:
                 loop = asyncio.get_running_loop()

@@ -1,0 +1,46 @@
+"""The per-key queue: one pass at a time per key, bursts coalesced, and every reason
+for a pass handed to the pass that covers it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kubenova_operator.controllers.queue import TenantQueue
+
+
+async def test_requests_during_a_pass_coalesce_into_one_with_all_triggers() -> None:
+    passes: list[frozenset[str]] = []
+    release = asyncio.Event()
+
+    async def work(key: str, triggers: frozenset[str]) -> None:
+        passes.append(triggers)
+        if len(passes) == 1:
+            await release.wait()
+
+    queue = TenantQueue(work)
+    first = asyncio.create_task(queue.run("acme", "resync"))
+    await asyncio.sleep(0)  # the first pass is running and waits
+    waiting = [asyncio.create_task(queue.run("acme", t)) for t in ("child", "spec", "child")]
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, *waiting)
+    # Three requests during the first pass cost one more pass, which knows it covers
+    # a spec change (so its differences are not reported as drift).
+    assert passes == [frozenset({"resync"}), frozenset({"child", "spec"})]
+
+
+async def test_a_failed_pass_keeps_its_triggers_for_the_retry() -> None:
+    passes: list[frozenset[str]] = []
+
+    async def work(key: str, triggers: frozenset[str]) -> None:
+        passes.append(triggers)
+        if len(passes) == 1:
+            raise RuntimeError("API server unavailable")
+
+    queue = TenantQueue(work)
+    with pytest.raises(RuntimeError):
+        await queue.run("acme", "spec")
+    await queue.run("acme", "retry")
+    assert passes == [frozenset({"spec"}), frozenset({"spec", "retry"})]
