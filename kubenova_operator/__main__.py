@@ -24,8 +24,10 @@ from .controllers.children import prime_stores
 from .controllers.context import Context, ctx, set_context
 from .controllers.queue import TenantQueue
 from .controllers.tenant import reconcile_tenant
+from .controllers.velasync import reconcile_velasync
+from .integrations import KUBEVELA
 from .kube.client import Kube, load_configuration
-from .kube.kinds import CHILD_RESOURCES
+from .kube.kinds import CHILD_RESOURCES, VELA_CHILD_RESOURCES
 from .observability.health import Leadership, start_health_server
 from .observability.logs import configure_logging
 from .observability.metrics import serve_metrics
@@ -69,10 +71,18 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.batching.worker_limit = own.workers
     settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
     # Kubenova's children only: the API server filters, the operator holds only ours.
-    for group, _version, plural in CHILD_RESOURCES:
+    for group, _version, plural in (*CHILD_RESOURCES, *VELA_CHILD_RESOURCES):
         settings.watching.label_selectors[group or "v1", plural] = MANAGED_SELECTOR
     kube = await Kube.connect()
-    set_context(Context(kube=kube, settings=own, queue=TenantQueue(reconcile_tenant)))
+    set_context(
+        Context(
+            kube=kube,
+            settings=own,
+            queue=TenantQueue(reconcile_tenant),
+            vela_queue=TenantQueue(reconcile_velasync, what="VelaSync"),
+            kubevela=await kube.has_kind(KUBEVELA.api_version, KUBEVELA.kind),
+        )
+    )
     await prime_stores()
     if own.shim_enabled:
         await start_shim(kube, own)

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     credential_check_seconds: float = Field(
         default=30.0, gt=0, description="How often KubeConfigRequests are checked for rotation."
     )
+    app_stuck_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A KubeVela Application whose workflow runs longer than this is "
+        "reported as stuck (failing).",
+    )
     shim_enabled: bool = Field(default=True, description="Serve the aggregated API.")
     shim_port: int = Field(default=8443, description="The aggregated API's HTTPS port.")
     shim_service_name: str = "kubenova-api"

@@ -1,9 +1,10 @@
 """`python -m kubenova_e2e {demo,up,build}`: Kubenova on a local control plane.
 
 demo   build and start the control plane, install Kubenova, start the operator,
-       apply examples/, show what it built, and keep running until Ctrl-C
+       apply examples/, start KubeVela and deploy an Application, show what it
+       built, and keep running until Ctrl-C
 up     only the control plane (for developing against it)
-build  only build the control-plane binary
+build  only build the binaries (control plane, vela-core, kwok)
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import threading
 import time
 from pathlib import Path
 
-from .build import REPO, cache_dir, controlplane_binary
+from .build import REPO, cache_dir, controlplane_binary, kwok_binary, vela_core_binary
 from .controlplane import ControlPlaneError, KubectlError, LocalControlPlane, kubectl
+from .kubevela import Peer, start_kubevela
 from .platform import OperatorProcess, install_platform
 
 
@@ -40,11 +42,106 @@ def wait_for_signal() -> None:
     stop.wait()
 
 
+def apply_examples(kc: Path) -> None:
+    """examples/*.yaml: Tenants first (Projects live in their owner namespaces), each
+    batch applied and waited for."""
+    examples = sorted((REPO / "examples").glob("*.yaml"))
+    tenants = [p for p in examples if "kind: Tenant" in p.read_text()]
+    batches = (
+        (tenants, ["tenants.kubenova.io", "--all"]),
+        ([p for p in examples if p not in tenants], ["projects.kubenova.io", "--all", "-A"]),
+    )
+    for paths, what in batches:
+        say(f"applying {', '.join(p.name for p in paths)}")
+        for path in paths:
+            kubectl("apply", "--server-side", "-f", str(path), kubeconfig=kc)
+        kubectl("wait", "--for=condition=Ready", "--timeout=90s", *what, kubeconfig=kc)
+    kubectl(
+        "wait",
+        "--for=jsonpath={.status.projectCount}=2",
+        "--timeout=60s",
+        "tenants.kubenova.io/acme",
+        kubeconfig=kc,
+    )
+
+
+def deploy_application(kc: Path, logdir: Path, peers: list[Peer]) -> None:
+    """KubeVela for real (its processes go to `peers`, for the caller to stop), and one
+    Application deployed by an app user."""
+    say("starting KubeVela (vela-core) and kwok's fake node, both built from source")
+    peers.extend(start_kubevela(kc, logdir))
+    deployer = "system:serviceaccount:acme-owner:shop-deployer"
+    say(f"deploying examples/kubevela/shop-web.yaml as the shop's app user ({deployer})")
+    kubectl(
+        f"--as={deployer}",
+        "apply",
+        "--server-side",
+        "-f",
+        str(REPO / "examples" / "kubevela" / "shop-web.yaml"),
+        kubeconfig=kc,
+    )
+    kubectl(
+        "wait",
+        "--for=jsonpath={.status.applications.healthy}=1",
+        "--timeout=180s",
+        "-n",
+        "acme-owner",
+        "projects.kubenova.io/shop",
+        kubeconfig=kc,
+    )
+
+
+def show_results(kc: Path) -> None:
+    say("what Kubenova built")
+    show(kc, "get", "tenants.kubenova.io", "-o", "wide")
+    show(kc, "get", "projects.kubenova.io", "-A")
+    show(
+        kc,
+        "get",
+        "namespaces",
+        "-l",
+        "kubenova.io/tenant=acme",
+        "-L",
+        "kubenova.io/project,kubenova.io/environment,pod-security.kubernetes.io/enforce",
+    )
+    show(
+        kc,
+        "get",
+        "resourcequotas",
+        "-A",
+        "-l",
+        "kubenova.io/tenant=acme",
+        "-o",
+        "custom-columns=NAMESPACE:.metadata.namespace,HARD:.spec.hard",
+    )
+    show(kc, "get", "rolebindings,networkpolicies,limitranges", "-n", "acme-shop-prod")
+    show(kc, "get", "applications.core.oam.dev", "-A")
+    show(
+        kc,
+        "get",
+        "velasyncs.kubenova.io",
+        "shop",
+        "-n",
+        "acme-owner",
+        "-o",
+        "jsonpath={range .status.applications[*]}{.namespace}/{.name}: {.phase}, "
+        "healthy={.healthy}, revision {.revision}, pods: {.podSelector}{'\\n'}{end}",
+    )
+    show(
+        kc,
+        "get",
+        "tenant.kubenova.io/acme",
+        "-o",
+        "jsonpath={range .status.conditions[*]}{.type}={.status} ({.reason}){'\\n'}{end}",
+    )
+
+
 def demo(keep_running: bool) -> int:
     binary = controlplane_binary()
     say("starting a local control plane (etcd, kube-apiserver, controller-manager, scheduler)")
     plane = LocalControlPlane(binary)
     operator: OperatorProcess | None = None
+    peers: list[Peer] = []
     try:
         started = time.monotonic()
         plane.start(controllers=False)
@@ -57,71 +154,9 @@ def demo(keep_running: bool) -> int:
         operator.start()
         say(f"operator started (log: {operator.log})")
 
-        examples = sorted((REPO / "examples").glob("*.yaml"))
-        tenants = [p for p in examples if "kind: Tenant" in p.read_text()]
-        others = [p for p in examples if p not in tenants]
-        say(f"applying {', '.join(p.name for p in tenants)}")
-        for path in tenants:
-            kubectl("apply", "--server-side", "-f", str(path), kubeconfig=plane.kubeconfig)
-        kubectl(
-            "wait",
-            "--for=condition=Ready",
-            "--timeout=90s",
-            "tenants.kubenova.io",
-            "--all",
-            kubeconfig=plane.kubeconfig,
-        )
-        say(f"applying {', '.join(p.name for p in others)}")
-        for path in others:
-            kubectl("apply", "--server-side", "-f", str(path), kubeconfig=plane.kubeconfig)
-        kubectl(
-            "wait",
-            "--for=condition=Ready",
-            "--timeout=90s",
-            "projects.kubenova.io",
-            "--all",
-            "-A",
-            kubeconfig=plane.kubeconfig,
-        )
-        kubectl(
-            "wait",
-            "--for=jsonpath={.status.projectCount}=2",
-            "--timeout=60s",
-            "tenants.kubenova.io/acme",
-            kubeconfig=plane.kubeconfig,
-        )
-
-        say("what Kubenova built")
-        kc = plane.kubeconfig
-        show(kc, "get", "tenants.kubenova.io", "-o", "wide")
-        show(kc, "get", "projects.kubenova.io", "-A")
-        show(
-            kc,
-            "get",
-            "namespaces",
-            "-l",
-            "kubenova.io/tenant=acme",
-            "-L",
-            "kubenova.io/project,kubenova.io/environment,pod-security.kubernetes.io/enforce",
-        )
-        show(
-            kc,
-            "get",
-            "resourcequotas",
-            "-A",
-            "-l",
-            "kubenova.io/tenant=acme",
-            "-o",
-            "custom-columns=NAMESPACE:.metadata.namespace,HARD:.spec.hard",
-        )
-        show(kc, "get", "rolebindings,networkpolicies,limitranges", "-n", "acme-shop-prod")
-        show(
-            kc,
-            "get",
-            "tenant.kubenova.io/acme",
-            "-o",
-            "jsonpath={range .status.conditions[*]}{.type}={.status} ({.reason}){'\\n'}{end}",
-        )
+        apply_examples(plane.kubeconfig)
+        deploy_application(plane.kubeconfig, logdir, peers)
+        show_results(plane.kubeconfig)
         if not keep_running:
             return 0
         say("Kubenova is running. In another shell:")
@@ -146,6 +181,8 @@ def demo(keep_running: bool) -> int:
         return 1
     finally:
         say("stopping")
+        for peer in reversed(peers):
+            peer.stop()
         if operator is not None:
             operator.stop()
             shutil.rmtree(operator.log.parent, ignore_errors=True)
@@ -190,13 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     up_cmd.add_argument(
         "--keep", action="store_true", help="keep the work dir (logs, certificates) on exit"
     )
-    sub.add_parser("build", help="only build the control-plane binary")
+    sub.add_parser("build", help="only build the binaries: the control plane, vela-core and kwok")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(keep_running=not args.exit)
     if args.command == "up":
         return up(keep=args.keep)
-    print(controlplane_binary())
+    for binary in (controlplane_binary(), vela_core_binary(), kwok_binary()):
+        print(binary)
     return 0
 
 

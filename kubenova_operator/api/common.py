@@ -249,3 +249,15 @@ class CustomResource(KubeModel):
 def now() -> datetime:
     """The current time, truncated to seconds as metav1.Time stores it."""
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def parse_time(value: object) -> datetime | None:
+    """A metav1.Time string (RFC 3339, `Z` for UTC) as an aware datetime; None if absent
+    or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

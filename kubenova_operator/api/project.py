@@ -56,12 +56,17 @@ class Delivery(KubeModel):
         default=10,
         ge=1,
         le=100,
-        description="How many ApplicationRevisions to keep (garbage-collect policy).",
+        description="How many superseded ApplicationRevisions each Application in the "
+        "project keeps besides its latest. Kubenova prunes with vela-core's rule; an "
+        "Application's own inline garbage-collect policy takes precedence, and "
+        "vela-core's --application-revision-limit still applies (the lower wins).",
     )
     default_workflow: bool = Field(
         default=True,
-        description="Create a default workflow that promotes through the environments "
-        "in order when the project has more than one.",
+        description="With more than one environment: a Workflow `kubenova-promote` (and "
+        "a topology Policy per environment) that deploys through the environments in "
+        "order, waiting for an approval before each after the first. Applications opt "
+        "in with spec.workflow.ref.",
     )
 
 
@@ -108,6 +113,15 @@ class ApplicationCounts(KubeModel):
     failing: int = 0
 
 
+class ProjectApplications(ApplicationCounts):
+    failures: list[str] | None = Field(
+        default=None,
+        max_length=10,
+        description="`<namespace>/<name>: <message>` of the failing Applications (at most "
+        "10; the VelaSync has them all).",
+    )
+
+
 class ProjectStatus(StatusBase):
     tenant: str | None = Field(default=None, description="The tenant the project is in.")
     namespaces: list[str] = Field(default_factory=list, description="The project's namespaces.")
@@ -115,7 +129,7 @@ class ProjectStatus(StatusBase):
         default_factory=dict,
         description="What the project claims from the tenant budget (sum over its namespaces).",
     )
-    applications: ApplicationCounts | None = Field(
+    applications: ProjectApplications | None = Field(
         default=None, description="KubeVela Applications in the project, by health."
     )
 

@@ -23,6 +23,7 @@ from .common import (
     Subject,
     cel,
 )
+from .project import ApplicationCounts
 
 # "<tenant>-owner" is the longest name Kubenova derives from a tenant alone.
 OWNER_SUFFIX = "-owner"
@@ -231,6 +232,11 @@ class TenantStatus(StatusBase):
     proxy_endpoint: str | None = Field(
         default=None, description="The API endpoint kubeconfigs for this tenant use."
     )
+    applications: ApplicationCounts | None = Field(
+        default=None,
+        description="KubeVela Applications in all its projects, by health (the sum of "
+        "the Projects' counts).",
+    )
 
 
 class Tenant(CustomResource):
@@ -268,6 +274,15 @@ class Tenant(CustomResource):
                 description="How many namespaces the tenant has.",
             ),
             PrinterColumn(name="Projects", type="integer", json_path=".status.projectCount"),
+            PrinterColumn(
+                name="Apps", type="integer", json_path=".status.applications.total", priority=1
+            ),
+            PrinterColumn(
+                name="Failing",
+                type="integer",
+                json_path=".status.applications.failing",
+                priority=1,
+            ),
             PrinterColumn(name="Plan", type="string", json_path=".spec.plan", priority=1),
             PrinterColumn(
                 name="Endpoint",

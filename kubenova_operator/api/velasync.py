@@ -39,6 +39,10 @@ class ApplicationSummary(KubeModel):
     pod_selector: str | None = Field(
         default=None, description="Label selector of the Application's pods (for logs)."
     )
+    revisions_selector: str | None = Field(
+        default=None,
+        description="Label selector of the Application's ApplicationRevisions (its history).",
+    )
     since: datetime | None = Field(default=None, description="When the phase was entered.")
 
 

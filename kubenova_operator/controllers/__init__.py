@@ -1,5 +1,5 @@
 """kopf handlers, one module per kind. Importing this package registers them."""
 
-from . import children, integrations, kubeconfigrequest, project, tenant
+from . import capsulesync, children, kubeconfigrequest, project, tenant, velasync
 
-__all__ = ["children", "integrations", "kubeconfigrequest", "project", "tenant"]
+__all__ = ["capsulesync", "children", "kubeconfigrequest", "project", "tenant", "velasync"]

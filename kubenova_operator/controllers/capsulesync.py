@@ -1,7 +1,6 @@
-"""CapsuleSync and VelaSync controllers: what Capsule and KubeVela see of a tenant and
-a project. For now they report whether the peer is installed (discovery, re-checked on
-every resync, so an installation is noticed without a restart); syncing into Capsule
-and KubeVela builds on this."""
+"""CapsuleSync controller: the tenant as Capsule sees it. For now it reports whether
+Capsule is installed (discovery, re-checked on every resync, so an installation is
+noticed without a restart); syncing into Capsule builds on this."""
 
 from __future__ import annotations
 
@@ -10,20 +9,16 @@ from typing import Any
 import kopf
 
 from ..api.common import API_VERSION, now
-from ..config import get_settings
-from ..integrations import CAPSULE, KUBEVELA, Peer
-from ..observability.reconcile import reconciler
-from .children import observe_child
+from ..integrations import CAPSULE
 from .conditions import condition, merge_conditions, same_status
 from .context import ctx
+from .wiring import level_triggered, watched_as_child
 
 CAPSULESYNCS = "capsulesyncs.v1alpha1.kubenova.io"
-VELASYNCS = "velasyncs.v1alpha1.kubenova.io"
-PEERS = {"CapsuleSync": CAPSULE, "VelaSync": KUBEVELA}
 
 
-async def reconcile_sync(body: dict[str, Any]) -> None:
-    peer: Peer = PEERS[body["kind"]]
+async def reconcile_capsulesync(body: dict[str, Any]) -> None:
+    peer = CAPSULE
     meta = body["metadata"]
     generation = meta.get("generation")
     installed = await ctx().kube.has_kind(peer.api_version, peer.kind)
@@ -54,32 +49,18 @@ async def reconcile_sync(body: dict[str, Any]) -> None:
         "available": installed,
         "conditions": merge_conditions(old.get("conditions"), [available, ready]),
     }
-    if installed and body["kind"] == "CapsuleSync":
+    if installed:
         status["apiVersion"] = peer.api_version
     if same_status(old, status):
         return
     status["lastSyncTime"] = now().isoformat().replace("+00:00", "Z")
-    await ctx().kube.patch_status(
-        API_VERSION, body["kind"], meta["name"], meta.get("namespace"), status
-    )
+    await ctx().kube.patch_status(API_VERSION, "CapsuleSync", meta["name"], None, status)
 
 
-def _register(resource: str, kind: str) -> None:
-    async def observe(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        # Children of their Tenant/Project: a deleted one is rebuilt.
-        await observe_child(event, {**body, "kind": kind})
-
-    async def changed(body: kopf.Body, **_: Any) -> None:
-        await reconcile_sync({**body, "kind": kind})
-
-    kopf.on.event(resource, id=f"observe-{kind}")(observe)
-    handler = reconciler(kind.lower())(changed)
-    kopf.on.resume(resource, id=f"{kind}-resume")(handler)
-    kopf.on.create(resource, id=f"{kind}-create")(handler)
-    kopf.on.update(resource, id=f"{kind}-update")(handler)
-    interval = get_settings().resync_seconds
-    kopf.timer(resource, interval=interval, initial_delay=interval, id=f"{kind}-resync")(handler)
+# A child of its Tenant: a deleted one is rebuilt.
+watched_as_child(CAPSULESYNCS, "CapsuleSync")
 
 
-_register(CAPSULESYNCS, "CapsuleSync")
-_register(VELASYNCS, "VelaSync")
+@level_triggered(CAPSULESYNCS, "capsulesync", resync=True)
+async def capsulesync_changed(body: kopf.Body, **_: Any) -> None:
+    await reconcile_capsulesync({**body, "kind": "CapsuleSync"})

@@ -14,8 +14,9 @@ from typing import Any
 import kopf
 
 from ..api.common import API_VERSION
+from ..integrations.kubevela import APPLICATION_API
 from ..kube import store
-from ..kube.kinds import CHILD_KINDS, CHILD_RESOURCES
+from ..kube.kinds import CHILD_RESOURCES, VELA_CHILD_RESOURCES, child_kinds
 from ..resources import labels as L
 from .context import ctx
 from .tenant import tenant_key
@@ -71,17 +72,25 @@ async def prime_stores() -> None:
         if labels.get(L.MANAGED_BY) == L.MANAGER:
             store.children.upsert({**ns, "kind": "Namespace", "apiVersion": "v1"})
     for api_version, kind in (
-        *CHILD_KINDS,
+        *child_kinds(ctx().kubevela),
         (API_VERSION, "KubeConfigRequest"),
         (API_VERSION, "CapsuleSync"),
         (API_VERSION, "VelaSync"),
     ):
         for obj in await kube.list(api_version, kind, label_selector=L.MANAGED_SELECTOR):
             store.children.upsert({**obj, "kind": kind, "apiVersion": api_version})
+    if ctx().kubevela:
+        # Applications in project namespaces, so the first VelaSync passes count them
+        # all rather than those whose watch events happened to arrive first.
+        for app in await kube.list(APPLICATION_API, "Application"):
+            owner = store.namespace_owners.get(app["metadata"]["namespace"], (None, None))
+            if owner[1]:
+                store.keep_application(app)
 
 
 def _register() -> None:
-    for group, version, plural in CHILD_RESOURCES:
+    # KubeVela's kinds too: kopf starts their watches when the CRDs appear.
+    for group, version, plural in (*CHILD_RESOURCES, *VELA_CHILD_RESOURCES):
 
         async def child_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
             await observe_child(event, dict(body))

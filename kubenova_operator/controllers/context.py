@@ -15,6 +15,10 @@ class Context:
     kube: Kube
     settings: Settings
     queue: TenantQueue
+    vela_queue: TenantQueue  # VelaSyncs, keyed "<namespace>/<name>"
+    # Whether the cluster serves KubeVela's kinds: checked at start-up and on every
+    # VelaSync pass, so an installation is picked up without a restart.
+    kubevela: bool = False
     shim: Any = None  # the aggregated API server, when it runs
 
 

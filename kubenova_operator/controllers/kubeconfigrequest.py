@@ -36,10 +36,10 @@ from ..observability.metrics import CREDENTIAL_EXPIRY, TOKENS_ISSUED, TOKENS_REV
 from ..observability.reconcile import reconciler
 from ..resources import labels as L
 from . import events
-from .children import observe_child
 from .conditions import condition, find, merge_conditions, same_status
 from .context import ctx
 from .tenant import proxy_endpoint, tenant_key
+from .wiring import level_triggered, watched_as_child
 
 KCRS = "kubeconfigrequests.v1alpha1.kubenova.io"
 _locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -412,16 +412,11 @@ async def _write_status(
 # --- kopf wiring -------------------------------------------------------------------
 
 
-@kopf.on.event(KCRS)
-async def request_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    """Tenant-default requests are children of their Tenant (healed like any other)."""
-    await observe_child(event, {**body, "kind": "KubeConfigRequest"})
+# Tenant-default requests are children of their Tenant (healed like any other).
+watched_as_child(KCRS, "KubeConfigRequest")
 
 
-@kopf.on.resume(KCRS)
-@kopf.on.create(KCRS)
-@kopf.on.update(KCRS)
-@reconciler("kubeconfigrequest")
+@level_triggered(KCRS, "kubeconfigrequest")
 async def request_changed(body: kopf.Body, **_: Any) -> None:
     await reconcile_request(dict(body))
 

@@ -23,7 +23,7 @@ from ..api.common import API_VERSION
 from ..api.project import Project
 from ..api.tenant import Tenant, owner_namespace
 from ..kube import store
-from ..kube.kinds import CHILD_KINDS
+from ..kube.kinds import child_kinds
 from ..resources import labels as L
 from ..resources.namespaces import release_patch
 from . import events
@@ -39,7 +39,7 @@ ALWAYS_DELETED = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
 async def _teardown(selector: str, delete_namespaces: bool) -> int:
     """Release or delete everything matching `selector`; return how many namespaces."""
     kube = ctx().kube
-    for api_version, kind in CHILD_KINDS:
+    for api_version, kind in child_kinds(ctx().kubevela):
         for obj in await kube.list(api_version, kind, label_selector=selector):
             meta = obj["metadata"]
             if delete_namespaces or kind in ALWAYS_DELETED:

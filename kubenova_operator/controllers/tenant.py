@@ -20,15 +20,18 @@ from typing import Any
 import kopf
 
 from ..api.common import API_VERSION, DriftPolicy
-from ..api.project import Project
+from ..api.project import ApplicationCounts, Project
 from ..api.tenant import Tenant, apps_namespace, owner_namespace
 from ..config import get_settings
+from ..integrations.kubevela import add_counts
 from ..kube import store
 from ..kube.diff import describe, object_key
+from ..kube.kinds import VELA_CHILD_KINDS
 from ..kube.plan import Changes, plan_changes
 from ..observability.metrics import DRIFT_CORRECTIONS, record_phase
 from ..observability.reconcile import reconciler
 from ..resources.budget import Decision, ProjectInput, admit_projects
+from ..resources.kubevela import delivery_objects
 from ..resources.namespaces import release_patch
 from ..resources.project import project_children
 from ..resources.quantity import exceeding, format_resources, parse_quantity, sum_resources
@@ -75,6 +78,13 @@ def _project_input(body: dict[str, Any]) -> ProjectInput:
     )
 
 
+def _built_at_generation(body: dict[str, Any]) -> bool:
+    status = body.get("status") or {}
+    return bool(status.get("namespaces")) and status.get("observedGeneration") == body[
+        "metadata"
+    ].get("generation")
+
+
 def proxy_endpoint(tenant: Tenant) -> str:
     """The API endpoint kubeconfigs of this tenant use: the tenant's capsule-proxy,
     else the cluster default, else the API server itself."""
@@ -118,7 +128,11 @@ def _short(exc: BaseException) -> str:
     return str(reason)[:300]
 
 
-async def reconcile_tenant(name: str, trigger: str) -> None:
+# Passes for these reasons expect differences: they are changes, not drift.
+CHANGE_TRIGGERS = frozenset({"spec", "kubevela", "project-deleted"})
+
+
+async def reconcile_tenant(name: str, triggers: frozenset[str]) -> None:
     """Make the cluster match the Tenant `name` and its Projects; write only what
     differs; report what was found."""
     body = store.parents.get(tenant_key(name))
@@ -140,6 +154,8 @@ async def reconcile_tenant(name: str, trigger: str) -> None:
     for decision, item in zip(decisions, inputs, strict=True):
         if decision.admitted:
             desired.extend(project_children(item.name, name, spec, item.spec))
+            if ctx().kubevela:
+                desired.extend(delivery_objects(item.name, name, item.spec))
             desired.append(
                 vela_sync(
                     item.name, owner_namespace(name), by_name[item.name]["metadata"]["uid"], name
@@ -147,12 +163,24 @@ async def reconcile_tenant(name: str, trigger: str) -> None:
             )
 
     report_only = spec.drift_policy == DriftPolicy.REPORT
+    # Differences are drift only when nothing they could come from is changing: the
+    # tenant built at its generation, no spec change or KubeVela (un)installation in
+    # this pass, every admitted project built at its generation (a new or edited
+    # project changes its own children and the apps namespace's quota).
+    drift_possible = (
+        was_ready
+        and not triggers & CHANGE_TRIGGERS
+        and all(_built_at_generation(by_name[d.name]) for d in decisions if d.admitted)
+    )
+    observed = dict(store.children.of_tenant(name))
+    if not ctx().kubevela:
+        # KubeVela's kinds went with KubeVela: nothing of them is left to prune.
+        vela_kinds = {kind for _, kind in VELA_CHILD_KINDS}
+        observed = {k: v for k, v in observed.items() if k[0] not in vela_kinds}
     changes = plan_changes(
         desired,
-        dict(store.children.of_tenant(name)),
-        # Differences found after the tenant was built at this generation, and not
-        # caused by a spec change, are drift.
-        drift_possible=was_ready and trigger != "spec",
+        observed,
+        drift_possible=drift_possible,
         report_only=report_only,
         admitted_projects={d.name for d in decisions if d.admitted},
         delete_namespaces_of={i.name for i in inputs if i.spec.deletion_policy == "Delete"},
@@ -277,6 +305,7 @@ async def _write_statuses(
         "usage": usage,
         "allocated": format_resources(claimed),
         "proxyEndpoint": proxy_endpoint(tenant),
+        "applications": _application_counts(project_bodies),
     }
     status["conditions"] = merge_conditions(old.get("conditions"), wanted)
     record_phase("Tenant", name, phase)
@@ -290,6 +319,16 @@ async def _write_statuses(
     by_name = {p["metadata"]["name"]: p for p in project_bodies}
     for decision in decisions:
         await _write_project_status(by_name[decision.name], name, decision)
+
+
+def _application_counts(project_bodies: list[dict[str, Any]]) -> dict[str, int] | None:
+    """The sum of the projects' KubeVela Application counts (None: none reported)."""
+    reported = [
+        ApplicationCounts.model_validate(counts)
+        for p in project_bodies
+        if (counts := (p.get("status") or {}).get("applications"))
+    ]
+    return add_counts(reported).model_dump(by_alias=True) if reported else None
 
 
 def _usage(tenant: str) -> dict[str, str]:

@@ -20,3 +20,19 @@ CHILD_KINDS = (
     ("rbac.authorization.k8s.io/v1", "ClusterRole"),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
 )
+
+# A project's KubeVela delivery defaults (resources/kubevela.py): built, watched and
+# torn down like the kinds above, but only while KubeVela serves them.
+VELA_CHILD_RESOURCES = (
+    ("core.oam.dev", "v1alpha1", "policies"),
+    ("core.oam.dev", "v1alpha1", "workflows"),
+)
+VELA_CHILD_KINDS = (
+    ("core.oam.dev/v1alpha1", "Policy"),
+    ("core.oam.dev/v1alpha1", "Workflow"),
+)
+
+
+def child_kinds(kubevela: bool) -> tuple[tuple[str, str], ...]:
+    """The (apiVersion, kind) of every child kind the cluster serves now."""
+    return CHILD_KINDS + VELA_CHILD_KINDS if kubevela else CHILD_KINDS

@@ -101,6 +101,25 @@ class Store:
 # Kubenova's own kinds (Tenants, Projects) and the children it manages, keyed apart.
 parents = Store()
 children = Store()
+# KubeVela Applications in tenant namespaces as the watch last saw them (metadata
+# trimmed as above; of the spec only its policies, which may carry the revision limit;
+# the status whole): namespace -> name -> body.
+applications: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+
+
+def keep_application(body: dict[str, Any]) -> None:
+    policies = (body.get("spec") or {}).get("policies")
+    trimmed = _trim({k: v for k, v in body.items() if k != "spec"})
+    if policies:
+        trimmed["spec"] = {"policies": copy.deepcopy(policies)}
+    meta = trimmed["metadata"]
+    applications[meta["namespace"]][meta["name"]] = trimmed
+
+
+def drop_application(namespace: str, name: str) -> None:
+    applications.get(namespace, {}).pop(name, None)
+
+
 # Every namespace of the cluster -> (tenant, project) labels Kubenova put on it, or
 # (None, None): to refuse a Project whose namespace someone else already has.
 namespace_owners: dict[str, tuple[str | None, str | None]] = {}

@@ -60,6 +60,11 @@ def record_phase(kind: str, name: str, phase: str | None) -> None:
         OBJECTS_BY_PHASE.labels(kind, phase).inc()
 
 
+APPLICATIONS_BY_PHASE = Gauge(
+    "kubenova_applications",
+    "KubeVela Applications in a project's namespaces, by phase (status.status).",
+    ["namespace", "project", "phase"],
+)
 TOKENS_ISSUED = Counter(
     "kubenova_tokens_issued_total", "Tokens issued, by role and reason.", ["role", "reason"]
 )

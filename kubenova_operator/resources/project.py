@@ -8,6 +8,7 @@ from typing import Any
 from ..api.project import ProjectSpec, project_namespaces
 from ..api.tenant import TenantSpec, owner_namespace
 from . import labels as L
+from .kubevela import namespace_labels, project_binding
 from .namespaces import namespace
 from .quantity import sum_resources
 from .rbac import role_binding, sa_subject, service_account, subjects
@@ -52,7 +53,9 @@ def project_children(
                 role="project",
                 project=project,
                 environment=env,
-                extra_labels=spec.namespace_metadata.labels,
+                # Which KubeVela env the namespace is; these override the user's
+                # labels, and Kubenova's identity labels override both.
+                extra_labels={**spec.namespace_metadata.labels, **namespace_labels(project, env)},
                 extra_annotations=spec.namespace_metadata.annotations,
             )
         )
@@ -69,4 +72,7 @@ def project_children(
             out.append(
                 role_binding(role, ns, members, tenant=tenant, project=project, environment=env)
             )
+        # The KubeVela project's footprint: its group and the app users may write
+        # Applications (and their Policies, Workflows, Secrets, ConfigMaps).
+        out.append(project_binding(project, ns, app_users, tenant=tenant, environment=env))
     return out

@@ -51,7 +51,8 @@ def workdir() -> Path:
 
 @pytest.fixture(scope="session")
 async def operator(cluster: Cluster, workdir: Path) -> AsyncIterator[OperatorProcess]:
-    op = OperatorProcess(cluster.kubeconfig, workdir)
+    # Stuck Applications are reported after 20 s here (600 s by default).
+    op = OperatorProcess(cluster.kubeconfig, workdir, KUBENOVA_APP_STUCK_SECONDS="20")
     op.start()
 
     async def healthy() -> bool:

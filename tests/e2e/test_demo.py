@@ -25,4 +25,11 @@ def test_readme_run_command_builds_the_examples() -> None:
     for namespace in ("acme-owner", "acme-apps", "acme-shop-dev", "acme-shop-prod", "acme-api"):
         assert namespace in out
     assert "Ready=True (Reconciled)" in out
+    # The example Application, run by the real vela-core, followed by Kubenova.
+    assert (
+        "acme-shop-dev/storefront: running, healthy=true, revision storefront-v1, "
+        "pods: app.oam.dev/name=storefront"
+    ) in out
+    shop_row = next(line for line in out.splitlines() if line.startswith("acme-owner   shop "))
+    assert shop_row.split()[3:6] == ["True", "1", "1"], shop_row
     assert "==> stopping" in out

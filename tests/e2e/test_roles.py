@@ -144,8 +144,11 @@ def test_app_user_cannot_change_quotas_or_bindings(cluster: Cluster) -> None:
         "--clusterrole=admin",
         "--user=devin",
     )
-    forbidden(cluster, devin, "get", "secrets", "-n", "rla-web")
-    # The project only: not the tenant's apps namespace, not another tenant.
+    # KubeVela's application-writer set includes the project's Secrets and ConfigMaps
+    # (an Application could mount them anyway); the project only, though: not the
+    # tenant's apps namespace, not another tenant.
+    allowed(cluster, devin, "get", "secrets", "-n", "rla-web")
+    forbidden(cluster, devin, "get", "secrets", "-n", "rla-apps")
     forbidden(cluster, devin, "get", "pods", "-n", "rla-apps")
     forbidden(cluster, devin, "get", "pods", "-n", "rlb-apps")
 

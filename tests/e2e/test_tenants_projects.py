@@ -462,7 +462,8 @@ async def test_operator_restart_mid_build_converges(
         label_selector="kubenova.io/tenant=tp6"
     )
     names = sorted(f"{b.metadata.namespace}/{b.metadata.name}" for b in bindings.items)
-    assert len(names) == len(set(names)) == 2 * 2 + 2 * 3  # 2 per tenant ns, 3 per project ns
+    # 2 per tenant namespace, 4 per project namespace (KubeVela's writer role included)
+    assert len(names) == len(set(names)) == 2 * 2 + 2 * 4
     await asyncio.sleep(0)
 
 

@@ -1,12 +1,21 @@
-"""With KubeVela's real CRDs installed (from its Go module): Kubenova notices without a
-restart, and the admission policy keeps app users from borrowing identities.
+"""KubeVela, for real: its CRDs from its Go module, vela-core built from source, kwok's
+fake node running the pods the real scheduler places.
 
-Runs last (file order): installing the CRDs changes what the other tests see."""
+Order matters (pytest runs a file top to bottom, and this file last): first only the
+CRDs go in, and Kubenova must notice without a restart; then vela-core and kwok start
+and Applications are deployed by app users and followed into Project and Tenant status.
+"""
 
 from __future__ import annotations
 
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
-from kubenova_e2e.kubevela import kubevela_crds
+from kubenova_e2e.kubevela import kubevela_crds, start_kubevela
 from kubenova_e2e.platform import OperatorProcess
 from kubernetes_asyncio import client
 
@@ -16,6 +25,9 @@ from .harness import (
     Cluster,
     condition,
     create_tenants,
+    eventually,
+    merge_patch,
+    metric_value,
     must_condition,
     ready_at_generation,
     watch_until,
@@ -32,35 +44,97 @@ metadata:
       properties:
         image: registry.example/web:1
 """
+TENANT = "vpa"
+OWNER_NS = f"{TENANT}-owner"
+# The lifecycle project: two environments, a budget small enough to refuse a big pod.
+STORE = "store"
+STORE_DEV, STORE_PROD = f"{TENANT}-{STORE}-dev", f"{TENANT}-{STORE}-prod"
+STORE_BUDGET = {"requests.cpu": "2", "limits.cpu": "4", "pods": "10"}
+
+
+def project(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Project",
+        "metadata": {"name": name, "namespace": OWNER_NS},
+        "spec": spec,
+    }
 
 
 @pytest.fixture(scope="module")
 async def vela(cluster: Cluster, operator: OperatorProcess, api: client.ApiClient) -> None:
-    await create_tenants(api, {"vpa": {}})
+    """Projects first, then only KubeVela's CRDs (no vela-core yet)."""
+    await create_tenants(api, {TENANT: {"budget": {"hard": {"requests.cpu": "8", "pods": "40"}}}})
     custom = client.CustomObjectsApi(api)
-    for name, dev in (("web", "vic"), ("api", "ann")):
-        await custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            "vpa-owner",
-            "projects",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "Project",
-                "metadata": {"name": name, "namespace": "vpa-owner"},
-                "spec": {"developers": [{"kind": "User", "name": dev}]},
-            },
-        )
-        await watch_until(api, "projects", name, ready_at_generation, namespace="vpa-owner")
+    bodies = [
+        project("web", developers=[{"kind": "User", "name": "vic"}]),
+        project("api", developers=[{"kind": "User", "name": "ann"}]),
+        project(
+            STORE,
+            environments=[{"name": "dev"}, {"name": "prod"}],
+            budget={"hard": STORE_BUDGET},
+        ),
+    ]
+    for body in bodies:
+        await custom.create_namespaced_custom_object(GROUP, VERSION, OWNER_NS, "projects", body)
+    for body in bodies:
+        name = body["metadata"]["name"]
+        await watch_until(api, "projects", name, ready_at_generation, namespace=OWNER_NS)
     cluster.kubectl("apply", "--server-side", "-f", str(kubevela_crds()))
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", "crd/applications.core.oam.dev"
     )
 
 
+@pytest.fixture(scope="module")
+def vela_core(vela: None, cluster: Cluster, workdir: Path) -> Iterator[None]:
+    """kwok's fake node, KubeVela's definitions, and vela-core itself."""
+    peers = start_kubevela(cluster.kubeconfig, workdir)
+    yield
+    for peer in reversed(peers):
+        peer.stop()
+
+
 def app(name: str, annotation: str | None = None) -> str:
     extra = f"  annotations:\n    {annotation}: someone-else\n" if annotation else ""
     return APPLICATION.format(name=name, annotations=extra)
+
+
+def webservice(name: str, image: str, **properties: Any) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "core.oam.dev/v1beta1",
+            "kind": "Application",
+            "metadata": {"name": name},
+            "spec": {
+                "components": [
+                    {
+                        "name": name,
+                        "type": "webservice",
+                        "properties": {
+                            "image": image,
+                            "ports": [{"port": 80, "expose": True}],
+                            **properties,
+                        },
+                    }
+                ]
+            },
+        }
+    )
+
+
+def summary(sync: dict[str, Any], name: str) -> dict[str, Any] | None:
+    for item in (sync.get("status") or {}).get("applications") or []:
+        if item["name"] == name:
+            return dict(item)
+    return None
+
+
+def counts(obj: dict[str, Any]) -> dict[str, Any]:
+    return dict((obj.get("status") or {}).get("applications") or {})
+
+
+# --- KubeVela's CRDs only ------------------------------------------------------------
 
 
 @pytest.mark.usefixtures("vela")
@@ -73,7 +147,7 @@ async def test_kubevela_is_picked_up_without_a_restart(
         "velasyncs",
         "web",
         lambda o: (condition(o, "Available") or {}).get("status") == "True",
-        namespace="vpa-owner",
+        namespace=OWNER_NS,
         deadline=60,
     )
     assert must_condition(sync, "Available")["reason"] == "KubeVelaFound"
@@ -90,7 +164,7 @@ def test_impersonation_annotations_are_refused(cluster: Cluster, annotation: str
         "--as=vic",
         "create",
         "-n",
-        "vpa-web",
+        f"{TENANT}-web",
         "-f",
         "-",
         input=app(f"sneaky-{annotation.rsplit('/', 1)[1]}", annotation),
@@ -107,15 +181,14 @@ def test_impersonation_annotations_are_refused(cluster: Cluster, annotation: str
 @pytest.mark.usefixtures("vela")
 def test_app_user_deploys_in_own_project_only(cluster: Cluster) -> None:
     created = cluster.kubectl(
-        "--as=vic", "create", "-n", "vpa-web", "-f", "-", input=app("shop"), check=False
+        "--as=vic", "create", "-n", f"{TENANT}-web", "-f", "-", input=app("shop"), check=False
     )
     assert created.returncode == 0, created.stderr
     other = cluster.kubectl(
-        "--as=vic", "create", "-n", "vpa-api", "-f", "-", input=app("shop"), check=False
+        "--as=vic", "create", "-n", f"{TENANT}-api", "-f", "-", input=app("shop"), check=False
     )
     assert other.returncode != 0 and "forbidden" in other.stderr.lower(), other.stderr
-    # The policy does not get in the way of the operator's own namespace-less work,
-    # nor of Applications outside tenant namespaces.
+    # The policy does not get in the way of Applications outside tenant namespaces.
     cluster.kubectl("create", "namespace", "vela-elsewhere", check=False)
     outside = cluster.kubectl(
         "create",
@@ -127,3 +200,257 @@ def test_app_user_deploys_in_own_project_only(cluster: Cluster) -> None:
         check=False,
     )
     assert outside.returncode == 0, outside.stderr
+
+
+@pytest.mark.usefixtures("vela")
+async def test_project_footprint_and_delivery_defaults(
+    cluster: Cluster, api: client.ApiClient
+) -> None:
+    """What VelaUX would have made of the project, and its delivery defaults, built by
+    Kubenova once KubeVela is served; overridable in the Project spec."""
+    for ns, env in ((STORE_DEV, "dev"), (STORE_PROD, "prod")):
+        labels = json.loads(
+            cluster.kubectl("get", "ns", ns, "-o", "jsonpath={.metadata.labels}").stdout
+        )
+        assert labels["namespace.oam.dev/env"] == f"{STORE}-{env}"
+        assert labels["usage.oam.dev/control-plane"] == "env"
+        binding = json.loads(
+            cluster.kubectl(
+                "get", "rolebinding", "kubevela:writer:application", "-n", ns, "-o", "json"
+            ).stdout
+        )
+        assert binding["roleRef"]["name"] == "kubevela:writer:application"
+        assert {"kind": "Group", "name": f"kubevela:project:{STORE}"} in [
+            {k: s[k] for k in ("kind", "name")} for s in binding["subjects"]
+        ]
+
+    def get(kind: str, name: str) -> dict[str, Any] | None:
+        got = cluster.kubectl(
+            "get", f"{kind}.core.oam.dev", name, "-n", STORE_DEV, "-o", "json", check=False
+        )
+        return json.loads(got.stdout) if got.returncode == 0 else None
+
+    async def workflow() -> dict[str, Any] | None:
+        return get("workflows", "kubenova-promote")
+
+    promote = await eventually(workflow, deadline=60, what="the default workflow")
+    assert promote is not None
+    assert [s["name"] for s in promote["steps"]] == ["deploy-dev", "approve-prod", "deploy-prod"]
+    prod = get("policies", "kubenova-env-prod")
+    assert prod is not None and prod["properties"]["namespace"] == STORE_PROD
+
+    # Turned off in the Project spec: pruned; back on: rebuilt.
+    await merge_patch(
+        api,
+        "projects",
+        STORE,
+        {"spec": {"delivery": {"defaultWorkflow": False}}},
+        namespace=OWNER_NS,
+    )
+
+    async def gone() -> bool:
+        return get("workflows", "kubenova-promote") is None and not get(
+            "policies", "kubenova-env-dev"
+        )
+
+    await eventually(gone, deadline=60, what="default workflow pruned")
+    await merge_patch(
+        api,
+        "projects",
+        STORE,
+        {"spec": {"delivery": {"defaultWorkflow": True}}},
+        namespace=OWNER_NS,
+    )
+    await eventually(workflow, deadline=60, what="the default workflow rebuilt")
+
+
+# --- vela-core running ---------------------------------------------------------------
+
+
+def deployer_token(cluster: Cluster, project_name: str) -> str:
+    """The project's app user, as a real bearer token (TokenRequest API)."""
+    return cluster.create_token(f"{project_name}-deployer", OWNER_NS)
+
+
+def apply_as(
+    cluster: Cluster, token: str, namespace: str, manifest: str
+) -> subprocess.CompletedProcess[str]:
+    """Server-side apply with only the token (the app user's create and update)."""
+    return cluster.token_kubectl(
+        token, "apply", "--server-side", "-n", namespace, "-f", "-", stdin=manifest
+    )
+
+
+@pytest.mark.usefixtures("vela_core")
+async def test_application_lifecycle_is_followed(
+    cluster: Cluster, api: client.ApiClient, operator: OperatorProcess
+) -> None:
+    token = deployer_token(cluster, STORE)
+    created = apply_as(cluster, token, STORE_DEV, webservice("shop", "nginx:1.27"))
+    assert created.returncode == 0, created.stderr
+
+    def shop_at(revision: int) -> Any:
+        def ok(sync: dict[str, Any]) -> bool:
+            s = summary(sync, "shop")
+            return bool(s and s["healthy"] and s.get("revisionNumber") == revision)
+
+        return ok
+
+    sync = await watch_until(api, "velasyncs", STORE, shop_at(1), namespace=OWNER_NS, deadline=180)
+    shop = summary(sync, "shop")
+    assert shop is not None
+    assert shop["phase"] == "running" and shop["revision"] == "shop-v1", shop
+    proj = await watch_until(
+        api,
+        "projects",
+        STORE,
+        lambda o: counts(o).get("healthy") == 1,
+        namespace=OWNER_NS,
+        deadline=30,
+    )
+    assert counts(proj) == {"total": 1, "healthy": 1, "progressing": 0, "failing": 0}
+    # The summary leads to the pods (for logs) and to the revision history.
+    pods = cluster.kubectl(
+        "get", "pods", "-n", STORE_DEV, "-l", shop["podSelector"], "-o", "name"
+    ).stdout.split()
+    assert pods, "no pods match the summary's podSelector"
+
+    # An update is a new revision, and the summary follows it.
+    updated = apply_as(cluster, token, STORE_DEV, webservice("shop", "nginx:1.28"))
+    assert updated.returncode == 0, updated.stderr
+    sync = await watch_until(api, "velasyncs", STORE, shop_at(2), namespace=OWNER_NS, deadline=180)
+    shop = summary(sync, "shop")
+    assert shop is not None and shop["revision"] == "shop-v2"
+    revisions = cluster.kubectl(
+        "get",
+        "applicationrevisions",
+        "-n",
+        STORE_DEV,
+        "-l",
+        shop["revisionsSelector"],
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ).stdout.split()
+    assert sorted(revisions) == ["shop-v1", "shop-v2"]
+
+    # The project's revision limit, lowered to 1: a third revision prunes the first
+    # (vela-core reads such a limit only inline in an Application, Kubenova applies it).
+    await merge_patch(
+        api, "projects", STORE, {"spec": {"delivery": {"revisionLimit": 1}}}, namespace=OWNER_NS
+    )
+    third = apply_as(cluster, token, STORE_DEV, webservice("shop", "nginx:1.29"))
+    assert third.returncode == 0, third.stderr
+    await watch_until(api, "velasyncs", STORE, shop_at(3), namespace=OWNER_NS, deadline=180)
+
+    async def history() -> list[str]:
+        out = cluster.kubectl(
+            "get",
+            "applicationrevisions",
+            "-n",
+            STORE_DEV,
+            "-l",
+            "app.oam.dev/name=shop",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ).stdout.split()
+        return sorted(out) if sorted(out) == ["shop-v2", "shop-v3"] else []
+
+    await eventually(history, deadline=60, what="shop-v1 pruned, shop-v2 and shop-v3 kept")
+
+    # The tenant sums its projects (web holds vic's "shop" from above, running too).
+    tenant = await watch_until(
+        api, "tenants", TENANT, lambda o: counts(o).get("healthy", 0) >= 1, deadline=60
+    )
+    assert counts(tenant)["total"] >= 1
+    running = metric_value(
+        operator.metrics(),
+        "kubenova_applications",
+        namespace=OWNER_NS,
+        project=STORE,
+        phase="running",
+    )
+    assert running == 1
+
+
+@pytest.mark.usefixtures("vela_core")
+async def test_failing_application_is_reported(cluster: Cluster, api: client.ApiClient) -> None:
+    """Pods the quota refuses: the Deployment never becomes ready, the workflow waits,
+    and past the stuck time (20 s here) the Application counts as failing."""
+    token = deployer_token(cluster, STORE)
+    created = apply_as(cluster, token, STORE_DEV, webservice("greedy", "nginx:1.27", cpu="8"))
+    assert created.returncode == 0, created.stderr
+
+    def failing(sync: dict[str, Any]) -> bool:
+        s = summary(sync, "greedy")
+        return bool(s and s["stuck"] and not s["healthy"])
+
+    sync = await watch_until(api, "velasyncs", STORE, failing, namespace=OWNER_NS, deadline=120)
+    greedy = summary(sync, "greedy")
+    assert greedy is not None and greedy["phase"] == "runningWorkflow", greedy
+    assert greedy["message"], greedy
+    assert must_condition(sync, "ApplicationsHealthy")["status"] == "False"
+    proj = await watch_until(
+        api, "projects", STORE, lambda o: counts(o).get("failing") == 1, namespace=OWNER_NS
+    )
+    assert counts(proj)["healthy"] == 1
+    # The Project says what is wrong, not only how many.
+    (failure,) = counts(proj)["failures"]
+    assert failure.startswith(f"{STORE_DEV}/greedy: workflow running for "), failure
+
+    async def warned() -> str:
+        out = cluster.kubectl(
+            "get",
+            "events",
+            "-n",
+            OWNER_NS,
+            "--field-selector",
+            f"involvedObject.name={STORE},reason=ApplicationUnhealthy",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ).stdout
+        return out if "greedy" in out else ""
+
+    message = await eventually(warned, deadline=30, what="an ApplicationUnhealthy Event")
+    assert "stuck" in message
+    on_app = cluster.kubectl(
+        "get",
+        "events",
+        "-n",
+        STORE_DEV,
+        "--field-selector",
+        "involvedObject.name=greedy,reason=ApplicationUnhealthy",
+        "-o",
+        "name",
+    ).stdout
+    assert on_app.strip(), "no Event on the Application itself"
+
+
+@pytest.mark.usefixtures("vela_core")
+def test_app_user_token_cannot_deploy_in_another_project(cluster: Cluster) -> None:
+    token = deployer_token(cluster, STORE)
+    denied = apply_as(cluster, token, f"{TENANT}-web", webservice("intruder", "nginx"))
+    assert denied.returncode != 0
+    assert "forbidden" in denied.stderr.lower(), denied.stderr
+
+
+@pytest.mark.usefixtures("vela_core")
+async def test_default_workflow_promotes_after_approval(
+    cluster: Cluster, api: client.ApiClient
+) -> None:
+    """The project's `kubenova-promote` Workflow, run by vela-core: dev first, then it
+    waits for an approval before prod."""
+    token = deployer_token(cluster, STORE)
+    body = json.loads(webservice("promoted", "nginx:1.27"))
+    body["spec"]["workflow"] = {"ref": "kubenova-promote"}
+    created = apply_as(cluster, token, STORE_DEV, json.dumps(body))
+    assert created.returncode == 0, created.stderr
+
+    def suspended(sync: dict[str, Any]) -> bool:
+        s = summary(sync, "promoted")
+        return bool(s and s.get("phase") == "workflowSuspending")
+
+    await watch_until(api, "velasyncs", STORE, suspended, namespace=OWNER_NS, deadline=120)
+    dev = cluster.kubectl("get", "deployment", "promoted", "-n", STORE_DEV, check=False)
+    assert dev.returncode == 0, dev.stderr
+    prod = cluster.kubectl("get", "deployment", "promoted", "-n", STORE_PROD, check=False)
+    assert prod.returncode != 0, "deployed to prod before the approval"

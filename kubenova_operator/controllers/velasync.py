@@ -1,0 +1,360 @@
+"""VelaSync controller: the project as KubeVela sees it, and the health of its
+Applications rolled up into the Project and the Tenant.
+
+The Kubernetes-side footprint of the KubeVela project (env labels on the namespaces,
+the `kubevela:project:<project>` RoleBindings) and its delivery defaults (Policies,
+Workflow) are children of the Project, built by the tenant's pass like every other
+child (resources/project.py, resources/kubevela.py), so they are applied, pruned and
+healed by the one applier. This controller reads: it watches Applications in tenant
+namespaces into an in-memory copy, and on each change (coalesced per VelaSync, like
+tenant passes) summarizes them into the VelaSync status, counts them into the Project
+status, and tells people about transitions with Events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+import kopf
+
+from ..api.common import API_VERSION, now, parse_time
+from ..api.project import Project
+from ..api.tenant import owner_namespace
+from ..api.velasync import ApplicationSummary
+from ..integrations import KUBEVELA
+from ..integrations.kubevela import (
+    APPLICATION_API,
+    PHASE_RUNNING_WORKFLOW,
+    Health,
+    count,
+    health,
+    newly_failing,
+    recovered,
+    revision_limit,
+    revisions_to_prune,
+    summarize,
+)
+from ..kube import store
+from ..observability.metrics import APPLICATIONS_BY_PHASE
+from ..resources import labels as L
+from . import events
+from .children import observe_child
+from .conditions import condition, merge_conditions, same_status
+from .context import ctx
+from .tenant import tenant_key
+from .wiring import level_triggered
+
+logger = logging.getLogger(__name__)
+
+VELASYNCS = "velasyncs.v1alpha1.kubenova.io"
+REVISION_API = "core.oam.dev/v1beta1"
+MAX_SUMMARIES = 500
+MAX_FAILURES, MAX_FAILURE_MESSAGE = 10, 512
+# Pending re-checks for Applications that will count as stuck at a known time.
+_rechecks: dict[str, asyncio.TimerHandle] = {}
+_tasks: set[asyncio.Task[None]] = set()
+# (revision number, limit) each Application's revisions were last checked at.
+_checked: dict[tuple[str, str], tuple[int, int]] = {}
+# The phases last exported per VelaSync, so a phase that empties is reset to 0.
+_exported: dict[str, set[str]] = {}
+
+
+def velasync_key(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}"
+
+
+async def _set_installed(installed: bool) -> None:
+    """Record whether KubeVela is served; on a change, every tenant is re-planned, so
+    the delivery defaults are built (or no longer expected) without a restart."""
+    if ctx().kubevela == installed:
+        return
+    ctx().kubevela = installed
+    logger.info("KubeVela is %s", "installed" if installed else "no longer installed")
+    for tenant in list(store.parents.of_kind("Tenant")):
+        await ctx().queue.nudge(tenant["metadata"]["name"], "kubevela")
+
+
+def _summaries(
+    namespaces: list[str], previous: list[ApplicationSummary]
+) -> list[ApplicationSummary]:
+    before = {(s.namespace, s.name): s for s in previous}
+    stuck_after = timedelta(seconds=ctx().settings.app_stuck_seconds)
+    at = now()
+    out = []
+    for ns in namespaces:
+        for name, app in sorted(store.applications.get(ns, {}).items()):
+            out.append(
+                summarize(app, now=at, stuck_after=stuck_after, previous=before.get((ns, name)))
+            )
+    return out
+
+
+def _schedule_recheck(key: str, namespaces: list[str]) -> None:
+    """Wake up when the next running workflow would count as stuck: no event marks
+    that moment, and waiting for the periodic resync would report it late."""
+    stuck_after = timedelta(seconds=ctx().settings.app_stuck_seconds)
+    deadlines = []
+    for ns in namespaces:
+        for app in store.applications.get(ns, {}).values():
+            status = app.get("status") or {}
+            started = parse_time((status.get("workflow") or {}).get("startTime"))
+            if status.get("status") == PHASE_RUNNING_WORKFLOW and started is not None:
+                deadlines.append(started + stuck_after)
+    old = _rechecks.pop(key, None)
+    if old is not None:
+        old.cancel()
+    future = [d for d in deadlines if d > now()]
+    if not future:
+        return
+    delay = (min(future) - now()).total_seconds() + 1
+    loop = asyncio.get_running_loop()
+
+    def fire() -> None:
+        _rechecks.pop(key, None)
+        task = loop.create_task(ctx().vela_queue.nudge(key, "stuck-check"))
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+
+    _rechecks[key] = loop.call_later(delay, fire)
+
+
+def _export(key: str, summaries: list[ApplicationSummary], project: str) -> None:
+    namespace = key.split("/", 1)[0]
+    by_phase: dict[str, int] = {}
+    for summary in summaries:
+        phase = summary.phase or "unknown"
+        by_phase[phase] = by_phase.get(phase, 0) + 1
+    for phase in _exported.get(key, set()) - by_phase.keys():
+        APPLICATIONS_BY_PHASE.labels(namespace, project, phase).set(0)
+    for phase, n in by_phase.items():
+        APPLICATIONS_BY_PHASE.labels(namespace, project, phase).set(n)
+    _exported[key] = set(by_phase)
+
+
+def _announce(
+    project: dict[str, Any], old: list[ApplicationSummary], new: list[ApplicationSummary]
+) -> None:
+    """Events on transitions only: to failing (Warning), and back to healthy. Every
+    phase change is logged."""
+    phases = {(p.namespace, p.name): p.phase for p in old}
+    for summary in new:
+        before = phases.get((summary.namespace, summary.name), "-")
+        if before != summary.phase:
+            logger.info(
+                "Application %s/%s: phase %s -> %s (revision %s)",
+                summary.namespace,
+                summary.name,
+                before or "none",
+                summary.phase or "none",
+                summary.revision_number,
+            )
+    for summary in newly_failing(old, new):
+        app = store.applications.get(summary.namespace, {}).get(summary.name)
+        what = "stuck" if summary.stuck else (summary.phase or "unknown")
+        message = f"Application {summary.namespace}/{summary.name} is {what}: {summary.message}"
+        events.warning(project, "ApplicationUnhealthy", message)
+        if app is not None:
+            events.warning(
+                {**app, "apiVersion": APPLICATION_API, "kind": "Application"},
+                "ApplicationUnhealthy",
+                f"{what}: {summary.message}",
+            )
+    for summary in recovered(old, new):
+        events.normal(
+            project,
+            "ApplicationRecovered",
+            f"Application {summary.namespace}/{summary.name} is healthy again",
+        )
+
+
+async def reconcile_velasync(key: str, triggers: frozenset[str]) -> None:
+    namespace, name = key.split("/", 1)
+    body = store.children.get(("VelaSync", namespace, name))
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return
+    kube = ctx().kube
+    installed = await kube.has_kind(KUBEVELA.api_version, KUBEVELA.kind)
+    await _set_installed(installed)
+    generation = body["metadata"].get("generation")
+    old = body.get("status") or {}
+    project_name = body["spec"]["projectRef"]["name"]
+    project = store.parents.get(("Project", namespace, project_name))
+    namespaces = list(((project or {}).get("status") or {}).get("namespaces") or [])
+    previous = [ApplicationSummary.model_validate(a) for a in old.get("applications") or []]
+    summaries: list[ApplicationSummary] = []
+    counts = None
+    if not installed:
+        wanted = [
+            condition(
+                "Available", False, KUBEVELA.missing_reason, KUBEVELA.missing_message(), generation
+            ),
+            condition(
+                "Ready", False, KUBEVELA.missing_reason, KUBEVELA.missing_message(), generation
+            ),
+        ]
+    else:
+        summaries = _summaries(namespaces, previous)
+        counts = count(summaries)
+        wanted = [
+            condition(
+                "Available",
+                True,
+                "KubeVelaFound",
+                f"Application ({KUBEVELA.api_version}) is served",
+                generation,
+            ),
+            condition(
+                "Ready",
+                bool(namespaces),
+                "Synced" if namespaces else "ProjectNotReady",
+                f"{counts.total} Applications in {len(namespaces)} namespaces"
+                if namespaces
+                else f"Project {project_name} has no namespaces yet",
+                generation,
+            ),
+            condition(
+                "ApplicationsHealthy",
+                counts.failing == 0,
+                "AllHealthy" if counts.failing == 0 else "ApplicationsFailing",
+                "; ".join(
+                    f"{s.namespace}/{s.name}: {s.message}"
+                    for s in summaries
+                    if health(s) is Health.FAILING
+                )[:2000],
+                generation,
+            ),
+        ]
+        _schedule_recheck(key, namespaces)
+        _export(key, summaries, project_name)
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "available": installed,
+        "namespaces": namespaces,
+        "applications": [
+            s.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for s in summaries[:MAX_SUMMARIES]
+        ],
+        "counts": counts.model_dump(by_alias=True) if counts else None,
+        "conditions": merge_conditions(old.get("conditions"), wanted),
+    }
+    if not same_status(old, status):
+        status["lastSyncTime"] = now().isoformat().replace("+00:00", "Z")
+        store.children.upsert(
+            await kube.patch_status(API_VERSION, "VelaSync", name, namespace, status)
+        )
+    if project is not None:
+        if installed:
+            _announce(project, previous, summaries)
+            await _prune_revisions(project, summaries)
+        await _write_project_counts(project, _project_applications(summaries, status["counts"]))
+
+
+async def _prune_revisions(project: dict[str, Any], summaries: list[ApplicationSummary]) -> None:
+    """Keep each Application's ApplicationRevisions within its limit (see
+    integrations/kubevela.py). Checked when an Application's revision or its limit
+    changes, so a steady state costs no requests."""
+    project_limit = Project.model_validate(project).spec.delivery.revision_limit
+    for s in summaries:
+        app = store.applications.get(s.namespace, {}).get(s.name)
+        if app is None or not s.revision_number:
+            continue
+        limit = revision_limit(app, project_limit)
+        key = (s.namespace, s.name)
+        # Revision numbers only grow, so there are at most that many revisions.
+        if _checked.get(key) == (s.revision_number, limit) or s.revision_number <= limit + 1:
+            _checked[key] = (s.revision_number, limit)
+            continue
+        revisions = await ctx().kube.list(
+            REVISION_API, "ApplicationRevision", s.namespace, label_selector=s.revisions_selector
+        )
+        names = [r["metadata"]["name"] for r in revisions]
+        for name in revisions_to_prune(names, s.revision, limit):
+            await ctx().kube.delete(REVISION_API, "ApplicationRevision", name, s.namespace)
+            logger.info(
+                "pruned ApplicationRevision %s/%s (limit %d of %s)",
+                s.namespace,
+                name,
+                limit,
+                s.name,
+            )
+        _checked[key] = (s.revision_number, limit)
+
+
+def _project_applications(
+    summaries: list[ApplicationSummary], counts: dict[str, int] | None
+) -> dict[str, Any] | None:
+    """The Project's view: the counts and what is wrong with the failing ones."""
+    if counts is None:
+        return None
+    failures = [
+        f"{s.namespace}/{s.name}: {s.message or s.phase}"[:MAX_FAILURE_MESSAGE]
+        for s in summaries
+        if health(s) is Health.FAILING
+    ]
+    return {**counts, "failures": failures[:MAX_FAILURES] or None}
+
+
+async def _write_project_counts(project: dict[str, Any], counts: dict[str, Any] | None) -> None:
+    """Counts into the Project's status; then its tenant's pass sums them up."""
+
+    def present(value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else {k: v for k, v in value.items() if v is not None}
+
+    # A merge patch: "failures": null removes the list once nothing fails.
+    if present((project.get("status") or {}).get("applications")) == present(counts):
+        return
+    meta = project["metadata"]
+    store.parents.upsert(
+        await ctx().kube.patch_status(
+            API_VERSION, "Project", meta["name"], meta["namespace"], {"applications": counts}
+        )
+    )
+    tenant = (meta.get("labels") or {}).get(L.TENANT) or (project.get("status") or {}).get("tenant")
+    if tenant and store.parents.get(tenant_key(tenant)) is not None:
+        await ctx().queue.nudge(tenant, "applications")
+
+
+# --- kopf wiring -------------------------------------------------------------------
+
+
+@kopf.on.event(VELASYNCS)
+async def velasync_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+    # A child of its Project: a deleted one is rebuilt by the tenant's pass.
+    await observe_child(event, {**body, "kind": "VelaSync"})
+    meta = body.get("metadata", {})
+    key = velasync_key(meta.get("namespace", ""), meta.get("name", ""))
+    if event.get("type") == "DELETED":
+        handle = _rechecks.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+        ctx().vela_queue.forget(key)
+
+
+@level_triggered(VELASYNCS, "velasync", resync=True)
+async def velasync_changed(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    assert namespace is not None  # VelaSyncs are namespaced
+    store.children.upsert({**body, "kind": "VelaSync"})
+    await ctx().vela_queue.run(velasync_key(namespace, name), "resync")
+
+
+@kopf.on.event("core.oam.dev", "v1beta1", "applications")
+async def application_event(
+    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, **_: Any
+) -> None:
+    """An Application changed: if it is in a project namespace, that project's
+    VelaSync takes a pass (coalesced: a burst of status updates costs one or two)."""
+    assert namespace is not None  # Applications are namespaced
+    tenant, project = store.namespace_owners.get(namespace, (None, None))
+    if not (tenant and project):
+        store.drop_application(namespace, name)  # not ours (or no longer)
+        return
+    if event.get("type") == "DELETED":
+        store.drop_application(namespace, name)
+    else:
+        store.keep_application(dict(body))
+    key = velasync_key(owner_namespace(tenant), project)
+    if store.children.get(("VelaSync", owner_namespace(tenant), project)) is not None:
+        await ctx().vela_queue.nudge(key, "application")
