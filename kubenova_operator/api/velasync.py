@@ -36,6 +36,11 @@ class ApplicationSummary(KubeModel):
     revision_number: int | None = Field(default=None)
     workflow: str | None = Field(default=None, description="The workflow's state.")
     stuck: bool = Field(default=False, description="Workflow running for too long.")
+    failed_since_healthy: bool = Field(
+        default=False,
+        description="It was failing at some point since it was last healthy: its "
+        "return to health is announced with an Event.",
+    )
     pod_selector: str | None = Field(
         default=None, description="Label selector of the Application's pods (for logs)."
     )

@@ -139,35 +139,33 @@ def _announce(
 ) -> None:
     """Events on transitions only: to failing (Warning), and back to healthy. Every
     phase change is logged."""
-    phases = {(p.namespace, p.name): p.phase for p in old}
+    # A phase of None: vela-core has not written a status yet.
+    phases = {(p.namespace, p.name): p.phase or "(no status)" for p in old}
     for summary in new:
-        before = phases.get((summary.namespace, summary.name), "-")
-        if before != summary.phase:
+        before = phases.get((summary.namespace, summary.name), "(new)")
+        after = summary.phase or "(no status)"
+        if before != after:
             logger.info(
                 "Application %s/%s: phase %s -> %s (revision %s)",
                 summary.namespace,
                 summary.name,
-                before or "none",
-                summary.phase or "none",
+                before,
+                after,
                 summary.revision_number,
             )
-    for summary in newly_failing(old, new):
+
+    def on_both(summary: ApplicationSummary, warning: bool, reason: str, what: str) -> None:
+        post = events.warning if warning else events.normal
+        post(project, reason, f"Application {summary.namespace}/{summary.name} is {what}")
         app = store.applications.get(summary.namespace, {}).get(summary.name)
-        what = "stuck" if summary.stuck else (summary.phase or "unknown")
-        message = f"Application {summary.namespace}/{summary.name} is {what}: {summary.message}"
-        events.warning(project, "ApplicationUnhealthy", message)
         if app is not None:
-            events.warning(
-                {**app, "apiVersion": APPLICATION_API, "kind": "Application"},
-                "ApplicationUnhealthy",
-                f"{what}: {summary.message}",
-            )
+            post({**app, "apiVersion": APPLICATION_API, "kind": "Application"}, reason, what)
+
+    for summary in newly_failing(old, new):
+        state = "stuck" if summary.stuck else (summary.phase or "unknown")
+        on_both(summary, True, "ApplicationUnhealthy", f"{state}: {summary.message}")
     for summary in recovered(old, new):
-        events.normal(
-            project,
-            "ApplicationRecovered",
-            f"Application {summary.namespace}/{summary.name} is healthy again",
-        )
+        on_both(summary, False, "ApplicationRecovered", "healthy again")
 
 
 async def reconcile_velasync(key: str, triggers: frozenset[str]) -> None:
@@ -187,6 +185,7 @@ async def reconcile_velasync(key: str, triggers: frozenset[str]) -> None:
     summaries: list[ApplicationSummary] = []
     counts = None
     if not installed:
+        _export(key, [], project_name)
         wanted = [
             condition(
                 "Available", False, KUBEVELA.missing_reason, KUBEVELA.missing_message(), generation
@@ -331,6 +330,8 @@ async def velasync_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> Non
         if handle is not None:
             handle.cancel()
         ctx().vela_queue.forget(key)
+        for phase in _exported.pop(key, set()):
+            APPLICATIONS_BY_PHASE.remove(meta.get("namespace", ""), meta.get("name", ""), phase)
 
 
 @level_triggered(VELASYNCS, "velasync", resync=True)
@@ -353,6 +354,7 @@ async def application_event(
         return
     if event.get("type") == "DELETED":
         store.drop_application(namespace, name)
+        _checked.pop((namespace, name), None)
     else:
         store.keep_application(dict(body))
     key = velasync_key(owner_namespace(tenant), project)

@@ -106,7 +106,7 @@ def summarize(
     since = now
     if previous is not None and previous.phase == phase and previous.since is not None:
         since = previous.since
-    return ApplicationSummary(
+    summary = ApplicationSummary(
         name=name,
         namespace=str(meta.get("namespace", "")),
         phase=phase,
@@ -120,6 +120,11 @@ def summarize(
         revisions_selector=f"{REVISION_LABEL}={name}",
         since=since,
     )
+    if not healthy:
+        summary.failed_since_healthy = health(summary) is Health.FAILING or bool(
+            previous and previous.failed_since_healthy
+        )
+    return summary
 
 
 def health(summary: ApplicationSummary) -> Health:
@@ -152,25 +157,25 @@ def add_counts(items: Iterable[ApplicationCounts]) -> ApplicationCounts:
 def newly_failing(
     old: Iterable[ApplicationSummary], new: Iterable[ApplicationSummary]
 ) -> list[ApplicationSummary]:
-    """Applications that are failing now and were not (or did not exist) before: the
-    transitions worth an Event. A message change while failing is not a new one."""
-    before = {(s.namespace, s.name): health(s) for s in old}
+    """Applications failing now that had not failed since they were last healthy (or
+    are new): the transitions worth an Event. A message change while failing, or
+    failing again on the way back, is not a new one."""
+    before = {(s.namespace, s.name): s.failed_since_healthy for s in old}
     return [
         s
         for s in new
-        if health(s) is Health.FAILING and before.get((s.namespace, s.name)) is not Health.FAILING
+        if health(s) is Health.FAILING and not before.get((s.namespace, s.name), False)
     ]
 
 
 def recovered(
     old: Iterable[ApplicationSummary], new: Iterable[ApplicationSummary]
 ) -> list[ApplicationSummary]:
-    """Applications that were failing and are healthy now."""
-    before = {(s.namespace, s.name): health(s) for s in old}
+    """Applications healthy now that failed since they were last healthy (however long
+    they were progressing in between)."""
+    before = {(s.namespace, s.name): s.failed_since_healthy for s in old}
     return [
-        s
-        for s in new
-        if health(s) is Health.HEALTHY and before.get((s.namespace, s.name)) is Health.FAILING
+        s for s in new if health(s) is Health.HEALTHY and before.get((s.namespace, s.name), False)
     ]
 
 

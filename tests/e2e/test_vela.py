@@ -267,6 +267,20 @@ async def test_project_footprint_and_delivery_defaults(
 # --- vela-core running ---------------------------------------------------------------
 
 
+def event_messages(cluster: Cluster, namespace: str, name: str, reason: str) -> str:
+    """The messages of the Events with `reason` about the object `name`."""
+    return cluster.kubectl(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        f"involvedObject.name={name},reason={reason}",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ).stdout.strip()
+
+
 def deployer_token(cluster: Cluster, project_name: str) -> str:
     """The project's app user, as a real bearer token (TokenRequest API)."""
     return cluster.create_token(f"{project_name}-deployer", OWNER_NS)
@@ -398,31 +412,33 @@ async def test_failing_application_is_reported(cluster: Cluster, api: client.Api
     assert failure.startswith(f"{STORE_DEV}/greedy: workflow running for "), failure
 
     async def warned() -> str:
-        out = cluster.kubectl(
-            "get",
-            "events",
-            "-n",
-            OWNER_NS,
-            "--field-selector",
-            f"involvedObject.name={STORE},reason=ApplicationUnhealthy",
-            "-o",
-            "jsonpath={.items[*].message}",
-        ).stdout
+        out = event_messages(cluster, OWNER_NS, STORE, "ApplicationUnhealthy")
         return out if "greedy" in out else ""
 
     message = await eventually(warned, deadline=30, what="an ApplicationUnhealthy Event")
     assert "stuck" in message
-    on_app = cluster.kubectl(
-        "get",
-        "events",
-        "-n",
-        STORE_DEV,
-        "--field-selector",
-        "involvedObject.name=greedy,reason=ApplicationUnhealthy",
-        "-o",
-        "name",
-    ).stdout
-    assert on_app.strip(), "no Event on the Application itself"
+    assert event_messages(cluster, STORE_DEV, "greedy", "ApplicationUnhealthy"), (
+        "no Event on the Application itself"
+    )
+
+    # Fixed by its user (a request that fits): healthy again, and said so.
+    fixed = apply_as(cluster, token, STORE_DEV, webservice("greedy", "nginx:1.27", cpu="0.1"))
+    assert fixed.returncode == 0, fixed.stderr
+    proj = await watch_until(
+        api,
+        "projects",
+        STORE,
+        lambda o: counts(o).get("failing") == 0 and counts(o).get("healthy") == 2,
+        namespace=OWNER_NS,
+        deadline=120,
+    )
+    assert "failures" not in counts(proj)
+
+    async def recovered() -> str:
+        out = event_messages(cluster, OWNER_NS, STORE, "ApplicationRecovered")
+        return out if "greedy" in out else ""
+
+    await eventually(recovered, deadline=30, what="an ApplicationRecovered Event")
 
 
 @pytest.mark.usefixtures("vela_core")

@@ -162,6 +162,21 @@ def test_counts_and_transitions() -> None:
     assert recovered([progressing], [healthy]) == []
 
 
+def test_recovery_through_progressing_is_announced_once() -> None:
+    """failing -> progressing (a fix rolling out) -> healthy: one Event each way."""
+    failing = summary_of(application("workflowFailed"))
+    rolling = summary_of(application("runningWorkflow"), previous=failing)
+    assert health(rolling) is Health.PROGRESSING and rolling.failed_since_healthy
+    again = summary_of(application("workflowFailed"), previous=rolling)
+    assert newly_failing([rolling], [again]) == []  # not news: it never got better
+    healthy = summary_of(application(services=[HEALTHY_SERVICE]), previous=rolling)
+    assert not healthy.failed_since_healthy
+    assert recovered([rolling], [healthy]) == [healthy]
+    # A plain rollout (never failing) recovers from nothing.
+    fresh = summary_of(application("runningWorkflow"))
+    assert not fresh.failed_since_healthy and recovered([fresh], [healthy]) == []
+
+
 def test_project_footprint_is_what_velaux_would_make() -> None:
     spec = ProjectSpec.model_validate(
         {"environments": [{"name": "dev"}], "developers": [{"kind": "User", "name": "bob"}]}
