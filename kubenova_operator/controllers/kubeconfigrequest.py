@@ -26,6 +26,7 @@ from ..credentials.rotation import issue_reason, renew_at, seconds_until
 from ..credentials.sealing import InvalidPublicKey, load_public_key, seal
 from ..credentials.tokens import (
     IssuedToken,
+    ServiceAccountNotFound,
     binding_secret,
     binding_secret_name,
     legacy_secret_name,
@@ -153,15 +154,22 @@ async def _new_kubeconfig(
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     binding = await ctx().kube.apply(binding_secret(name, namespace, _owner_ref(body), tenant_name))
-    token = await request_token(
-        ctx().kube,
-        namespace=namespace,
-        service_account=service_account,
-        seconds=ttl,
-        bound_secret=binding_secret_name(name),
-        bound_uid=binding["metadata"]["uid"],
-        request=name,
-    )
+    try:
+        token = await request_token(
+            ctx().kube,
+            namespace=namespace,
+            service_account=service_account,
+            seconds=ttl,
+            bound_secret=binding_secret_name(name),
+            bound_uid=binding["metadata"]["uid"],
+            request=name,
+        )
+    except ServiceAccountNotFound as missing:
+        # Its tenant's pass creates it (or it is being torn down with the tenant):
+        # reported, and retried by the rotation timer.
+        raise Refused(
+            "ServiceAccountNotFound", f"{missing}; the kubeconfig is issued once it does"
+        ) from missing
     kubeconfig = render_kubeconfig(
         name=f"{tenant_name}-{request.spec.role}",
         server=proxy_endpoint(tenant),

@@ -82,10 +82,21 @@ async def request_token(
             service_account, namespace, body
         )
     except ApiException as exc:
-        if exc.status != 404 or await _service_account_exists(core, service_account, namespace):
+        if exc.status != 404:
             raise
+        # 404 for an existing ServiceAccount: no TokenRequest API (before 1.22).
+        if not await _service_account_exists(core, service_account, namespace):
+            raise ServiceAccountNotFound(namespace, service_account) from exc
         return await _legacy_token(core, namespace, service_account, request)
     return IssuedToken(result.status.token, result.status.expiration_timestamp, "TokenRequest")
+
+
+class ServiceAccountNotFound(LookupError):
+    """The ServiceAccount to issue for does not exist (not yet, or no longer)."""
+
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__(f"ServiceAccount {namespace}/{name} does not exist")
+        self.namespace, self.name = namespace, name
 
 
 async def _service_account_exists(core: client.CoreV1Api, name: str, namespace: str) -> bool:

@@ -22,6 +22,7 @@ from .harness import (
     VERSION,
     Cluster,
     api_message,
+    condition,
     create_tenants,
     eventually,
     merge_patch,
@@ -354,3 +355,38 @@ async def test_invalid_requests_are_refused_by_the_api_server(
         )
     assert refused.value.status == 422
     assert message in api_message(refused.value)
+
+
+async def test_missing_service_account_is_reported_and_retried(
+    cluster: Cluster, operator: OperatorProcess, api: client.ApiClient
+) -> None:
+    """No ServiceAccount to issue for (here: deleted under driftPolicy Report, which
+    does not put it back): Ready=False with the reason, no legacy-token fallback; once
+    it exists again the request is issued without being touched."""
+    await create_tenants(api, {"crm": {"driftPolicy": "Report"}})
+    cluster.kubectl("delete", "serviceaccount", "kubenova-readonly", "-n", "crm-owner")
+    await client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        "crm-owner",
+        "kubeconfigrequests",
+        kcr("viewer", "crm-owner", role="readonly"),
+    )
+    obj = await watch_until(
+        api,
+        "kubeconfigrequests",
+        "viewer",
+        lambda o: (condition(o, "Ready") or {}).get("reason") == "ServiceAccountNotFound",
+        namespace="crm-owner",
+    )
+    assert (
+        "ServiceAccount crm-owner/kubenova-readonly does not exist"
+        in must_condition(obj, "Ready")["message"]
+    )
+    legacy = cluster.kubectl("get", "secret", "viewer-legacy-token", "-n", "crm-owner", check=False)
+    assert legacy.returncode != 0, "fell back to a legacy token for a missing ServiceAccount"
+
+    await merge_patch(api, "tenants", "crm", {"spec": {"driftPolicy": "Heal"}})
+    await watch_until(
+        api, "kubeconfigrequests", "viewer", ready_at_generation, namespace="crm-owner", deadline=60
+    )
