@@ -106,6 +106,8 @@ async def start_shim(kube: Kube, settings: Settings) -> None:
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
     context = ctx()
+    if context.relister is not None:
+        context.relister.cancel()
     if context.shim is not None:
         if context.settings.shim_unregister_on_exit:
             await context.kube.delete("apiregistration.k8s.io/v1", "APIService", APISERVICE_NAME)

@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     resync_seconds: float = Field(
         default=60.0, gt=0, description="How often each parent re-checks its children."
     )
+    relist_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the children are re-listed to catch deletions no watch "
+        "event reported (the first time one resync period after start-up).",
+    )
     credential_check_seconds: float = Field(
         default=30.0, gt=0, description="How often KubeConfigRequests are checked for rotation."
     )

@@ -82,6 +82,7 @@ class OperatorProcess:
             "KUBENOVA_HEALTH_PORT": str(self.health_port),
             "KUBENOVA_BIND_ADDRESS": "127.0.0.1",
             "KUBENOVA_RESYNC_SECONDS": "5",
+            "KUBENOVA_RELIST_SECONDS": "5",
             "KUBENOVA_CREDENTIAL_CHECK_SECONDS": "5",
             "KUBENOVA_SHIM_PORT": str(self.shim_port),
             "KUBENOVA_SHIM_REFRESH_SECONDS": "3",

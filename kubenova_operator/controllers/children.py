@@ -9,17 +9,23 @@ Project must not take a namespace somebody else already has.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from datetime import timedelta
 from typing import Any
 
 import kopf
 
-from ..api.common import API_VERSION
+from ..api.common import API_VERSION, now
 from ..integrations.kubevela import APPLICATION_API
 from ..kube import store
+from ..kube.diff import describe
 from ..kube.kinds import CHILD_RESOURCES, VELA_CHILD_RESOURCES, child_kinds
 from ..resources import labels as L
 from .context import ctx
 from .tenant import tenant_key
+
+logger = logging.getLogger(__name__)
 
 
 async def observe_child(event: kopf.RawEvent, body: dict[str, Any]) -> None:
@@ -42,6 +48,7 @@ async def observe_child(event: kopf.RawEvent, body: dict[str, Any]) -> None:
 
 @kopf.on.event("", "v1", "namespaces")
 async def namespace_event(event: kopf.RawEvent, body: kopf.Body, name: str, **_: Any) -> None:
+    _start_relisting()
     labels = body.get("metadata", {}).get("labels") or {}
     if event.get("type") == "DELETED":
         store.namespace_owners.pop(name, None)
@@ -71,12 +78,7 @@ async def prime_stores() -> None:
         )
         if labels.get(L.MANAGED_BY) == L.MANAGER:
             store.children.upsert({**ns, "kind": "Namespace", "apiVersion": "v1"})
-    for api_version, kind in (
-        *child_kinds(ctx().kubevela),
-        (API_VERSION, "KubeConfigRequest"),
-        (API_VERSION, "CapsuleSync"),
-        (API_VERSION, "VelaSync"),
-    ):
+    for api_version, kind in _watched_kinds():
         for obj in await kube.list(api_version, kind, label_selector=L.MANAGED_SELECTOR):
             store.children.upsert({**obj, "kind": kind, "apiVersion": api_version})
     if ctx().kubevela:
@@ -86,6 +88,62 @@ async def prime_stores() -> None:
             owner = store.namespace_owners.get(app["metadata"]["namespace"], (None, None))
             if owner[1]:
                 store.keep_application(app)
+
+
+def _watched_kinds() -> tuple[tuple[str, str], ...]:
+    return (
+        *child_kinds(ctx().kubevela),
+        (API_VERSION, "KubeConfigRequest"),
+        (API_VERSION, "CapsuleSync"),
+        (API_VERSION, "VelaSync"),
+    )
+
+
+async def relist_children() -> None:
+    """What an informer's relist does: compare the store with a fresh LIST of every
+    kind Kubenova builds, forget what is gone, and have its tenants re-checked (which
+    rebuilds it). A deletion while no watch is running (between start-up and the
+    watches' first LIST, or across a reconnect) sends no event; this is what heals it."""
+    kube = ctx().kube
+    tenants: set[str] = set()
+    for api_version, kind in (("v1", "Namespace"), *_watched_kinds()):
+        started = now() - timedelta(seconds=1)  # allow for clock skew with the API server
+        listed = await kube.list(api_version, kind, label_selector=L.MANAGED_SELECTOR)
+        keys = {(kind, o["metadata"].get("namespace") or "", o["metadata"]["name"]) for o in listed}
+        for key in store.children.stale(kind, keys, created_before=started):
+            held = store.children.get(key) or {}
+            tenant = held.get("metadata", {}).get("labels", {}).get(L.TENANT)
+            logger.info("%s was deleted unseen; forgetting it", describe(key))
+            store.children.remove(key)
+            if tenant:
+                tenants.add(tenant)
+    for tenant in sorted(tenants):
+        if store.parents.get(tenant_key(tenant)) is not None:
+            await ctx().queue.nudge(tenant, "relist")
+
+
+def _start_relisting() -> None:
+    """Start relist_forever once, from the first namespace event: the watches are
+    starting then, and a task started from a kopf handler can post Events (kopf's
+    posting queue lives in context variables that start-up handlers do not have)."""
+    context = ctx()
+    if context.relister is None:
+        settings = context.settings
+        context.relister = asyncio.create_task(
+            relist_forever(settings.resync_seconds, settings.relist_seconds)
+        )
+
+
+async def relist_forever(first: float, interval: float) -> None:
+    """relist_children after `first` seconds (the watches have started by then), then
+    every `interval`."""
+    await asyncio.sleep(first)
+    while True:
+        try:
+            await relist_children()
+        except Exception as exc:
+            logger.warning("relisting children failed: %s", exc)
+        await asyncio.sleep(interval)
 
 
 def _register() -> None:

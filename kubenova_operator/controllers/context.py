@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ class Context:
     # VelaSync pass, so an installation is picked up without a restart.
     kubevela: bool = False
     shim: Any = None  # the aggregated API server, when it runs
+    relister: asyncio.Task[None] | None = None  # controllers/children.py relist_forever
 
 
 _context: Context | None = None

@@ -10,8 +10,10 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
+from ..api.common import parse_time
 from ..resources import labels as L
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
@@ -93,6 +95,19 @@ class Store:
         for key, obj in self._objects.items():
             if key[0] == kind:
                 yield obj
+
+    def stale(self, kind: str, listed: set[Key], created_before: datetime) -> list[Key]:
+        """Held objects of `kind` that a fresh LIST (`listed`) no longer has: deleted
+        while no watch event could say so. Objects created after `created_before` are
+        kept: the LIST may simply have been taken before they were written."""
+        out = []
+        for key, obj in self._objects.items():
+            if key[0] != kind or key in listed:
+                continue
+            created = parse_time(obj["metadata"].get("creationTimestamp"))
+            if created is not None and created < created_before:
+                out.append(key)
+        return sorted(out)
 
     def __len__(self) -> int:
         return len(self._objects)

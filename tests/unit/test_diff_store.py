@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from kubenova_operator.kube.diff import differences
@@ -44,3 +45,20 @@ def test_store_ignores_stale_versions_and_indexes_by_tenant() -> None:
     assert list(store.of_tenant("x")) == []
     store.remove(("ConfigMap", "ns", "n"))
     assert len(store) == 0
+
+
+def test_relist_finds_what_was_deleted_unseen() -> None:
+    """Held but not listed any more: stale, unless created after the LIST began (the
+    LIST may just not have seen it yet)."""
+    store = Store()
+    for name, created in (("old", "2026-11-25T10:00:00Z"), ("new", "2026-11-25T10:05:00Z")):
+        store.upsert(
+            {
+                "kind": "RoleBinding",
+                "metadata": {"name": name, "namespace": "ns", "creationTimestamp": created},
+            }
+        )
+    store.upsert({"kind": "ConfigMap", "metadata": {"name": "old", "namespace": "ns"}})
+    listed_at = datetime(2026, 11, 25, 10, 1, tzinfo=UTC)
+    assert store.stale("RoleBinding", set(), listed_at) == [("RoleBinding", "ns", "old")]
+    assert store.stale("RoleBinding", {("RoleBinding", "ns", "old")}, listed_at) == []
