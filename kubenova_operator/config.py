@@ -25,7 +25,6 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     leader_election: bool = True
     lease_name: str = "kubenova-operator"
-    workers: int = Field(default=20, ge=1, description="Objects reconciled concurrently.")
     resync_seconds: float = Field(
         default=60.0, gt=0, description="How often each parent re-checks its children."
     )

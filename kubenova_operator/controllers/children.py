@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -35,7 +36,12 @@ async def observe_child(event: kopf.RawEvent, body: dict[str, Any]) -> None:
     labels = meta.get("labels") or {}
     key = (body.get("kind", ""), meta.get("namespace") or "", meta.get("name", ""))
     previous = store.children.get(key)
-    if event.get("type") == "DELETED" or labels.get(L.MANAGED_BY) != L.MANAGER:
+    if event.get("type") == "DELETED":
+        # A late event about an object since re-created (a heal) must not remove the
+        # new one: only the same uid goes.
+        if previous is not None and previous["metadata"].get("uid") == meta.get("uid"):
+            store.children.remove(key)
+    elif labels.get(L.MANAGED_BY) != L.MANAGER:
         store.children.remove(key)
     else:
         store.children.upsert(body)
@@ -43,7 +49,7 @@ async def observe_child(event: kopf.RawEvent, body: dict[str, Any]) -> None:
         L.TENANT
     )
     if tenant and store.parents.get(tenant_key(tenant)) is not None:
-        await ctx().queue.nudge(tenant, "child")
+        ctx().queue.submit(tenant, "child")
 
 
 @kopf.on.event("", "v1", "namespaces")
@@ -134,15 +140,20 @@ def _start_relisting() -> None:
         )
 
 
+# Everything kept from watches gets relisted; other controllers add theirs.
+RELISTS: list[Callable[[], Awaitable[None]]] = [relist_children]
+
+
 async def relist_forever(first: float, interval: float) -> None:
-    """relist_children after `first` seconds (the watches have started by then), then
+    """Run RELISTS after `first` seconds (the watches have started by then), then
     every `interval`."""
     await asyncio.sleep(first)
     while True:
-        try:
-            await relist_children()
-        except Exception as exc:
-            logger.warning("relisting children failed: %s", exc)
+        for relist in RELISTS:
+            try:
+                await relist()
+            except Exception as exc:
+                logger.warning("%s failed: %s", relist.__name__, exc)
         await asyncio.sleep(interval)
 
 

@@ -78,6 +78,14 @@ class TenantQueue:
                 loop = asyncio.get_running_loop()
                 state.retry = loop.call_later(delay, self._spawn, tenant)
 
+    def submit(self, tenant: str, trigger: str) -> None:
+        """Ask for a pass without waiting for it. Watch-event handlers use this: they
+        return at once, so a burst of events (every child listed when a watch starts)
+        never queues behind passes, and a deletion is seen when it happens."""
+        task = asyncio.get_running_loop().create_task(self.nudge(tenant, trigger))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _spawn(self, tenant: str) -> None:
         self._states[tenant].retry = None
         task = asyncio.get_running_loop().create_task(self.nudge(tenant, "retry"))

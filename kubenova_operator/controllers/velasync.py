@@ -41,7 +41,7 @@ from ..kube import store
 from ..observability.metrics import APPLICATIONS_BY_PHASE
 from ..resources import labels as L
 from . import events
-from .children import observe_child
+from .children import RELISTS, observe_child
 from .conditions import condition, merge_conditions, same_status
 from .context import ctx
 from .tenant import tenant_key
@@ -66,7 +66,7 @@ def velasync_key(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 
 
-async def _set_installed(installed: bool) -> None:
+def _set_installed(installed: bool) -> None:
     """Record whether KubeVela is served; on a change, every tenant is re-planned, so
     the delivery defaults are built (or no longer expected) without a restart."""
     if ctx().kubevela == installed:
@@ -74,7 +74,7 @@ async def _set_installed(installed: bool) -> None:
     ctx().kubevela = installed
     logger.info("KubeVela is %s", "installed" if installed else "no longer installed")
     for tenant in list(store.parents.of_kind("Tenant")):
-        await ctx().queue.nudge(tenant["metadata"]["name"], "kubevela")
+        ctx().queue.submit(tenant["metadata"]["name"], "kubevela")
 
 
 def _summaries(
@@ -175,7 +175,7 @@ async def reconcile_velasync(key: str, triggers: frozenset[str]) -> None:
         return
     kube = ctx().kube
     installed = await kube.has_kind(KUBEVELA.api_version, KUBEVELA.kind)
-    await _set_installed(installed)
+    _set_installed(installed)
     generation = body["metadata"].get("generation")
     old = body.get("status") or {}
     project_name = body["spec"]["projectRef"]["name"]
@@ -313,7 +313,32 @@ async def _write_project_counts(project: dict[str, Any], counts: dict[str, Any] 
     )
     tenant = (meta.get("labels") or {}).get(L.TENANT) or (project.get("status") or {}).get("tenant")
     if tenant and store.parents.get(tenant_key(tenant)) is not None:
-        await ctx().queue.nudge(tenant, "applications")
+        ctx().queue.submit(tenant, "applications")
+
+
+async def relist_applications() -> None:
+    """Forget Applications a fresh LIST no longer has (deleted while no watch ran) and
+    have their projects' VelaSyncs re-summarized."""
+    if not ctx().kubevela:
+        return
+    started = now() - timedelta(seconds=1)  # allow for clock skew with the API server
+    listed = await ctx().kube.list(APPLICATION_API, "Application")
+    seen = {(a["metadata"]["namespace"], a["metadata"]["name"]) for a in listed}
+    for namespace, apps in list(store.applications.items()):
+        for name, app in list(apps.items()):
+            created = parse_time(app["metadata"].get("creationTimestamp"))
+            if (namespace, name) in seen or created is None or created >= started:
+                continue
+            logger.info("Application %s/%s was deleted unseen; forgetting it", namespace, name)
+            store.drop_application(namespace, name)
+            tenant, project = store.namespace_owners.get(namespace, (None, None))
+            if tenant and project:
+                await ctx().vela_queue.nudge(
+                    velasync_key(owner_namespace(tenant), project), "relist"
+                )
+
+
+RELISTS.append(relist_applications)
 
 
 # --- kopf wiring -------------------------------------------------------------------
@@ -359,4 +384,4 @@ async def application_event(
         store.keep_application(dict(body))
     key = velasync_key(owner_namespace(tenant), project)
     if store.children.get(("VelaSync", owner_namespace(tenant), project)) is not None:
-        await ctx().vela_queue.nudge(key, "application")
+        ctx().vela_queue.submit(key, "application")

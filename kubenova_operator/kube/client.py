@@ -63,7 +63,9 @@ class Kube:
     async def resource(self, api_version: str, kind: str) -> Resource:
         try:
             return await self.dynamic.resources.get(api_version=api_version, kind=kind)
-        except ResourceNotFoundError:
+        except (ResourceNotFoundError, KeyError):
+            # KeyError: the discovery cache was caught mid-update (a CRD just
+            # established); one re-discovery settles it like a missing kind.
             # One re-discovery at a time: the discoverer rebuilds its cache in place,
             # and a concurrent lookup would see it half-built.
             async with self._discovery_lock:

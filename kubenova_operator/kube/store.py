@@ -41,13 +41,13 @@ def _trim(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _older(new: dict[str, Any], current: dict[str, Any]) -> bool:
-    """Whether `new` is an older version of the same object than `current`.
+    """Whether `new` is an older version of what `current` holds under the same key.
 
     resourceVersions are opaque, but the API server's are etcd revisions: integers that
-    grow. Anything else compares as "not older".
+    grow across the whole store, so this also holds between a deleted object and the
+    one re-created under its name (a late event about the old one must not replace the
+    new one). Anything else compares as "not older".
     """
-    if new["metadata"].get("uid") != current["metadata"].get("uid"):
-        return False
     try:
         return int(new["metadata"]["resourceVersion"]) < int(current["metadata"]["resourceVersion"])
     except (KeyError, TypeError, ValueError):

@@ -40,8 +40,12 @@ def test_store_ignores_stale_versions_and_indexes_by_tenant() -> None:
     store.upsert(_obj("9", label="stale"))
     kept = store.get(("ConfigMap", "ns", "n"))
     assert kept is not None and kept["metadata"]["resourceVersion"] == "10"
-    store.upsert(_obj("5", label="y", uid="u2"))  # recreated object: new uid wins
+    store.upsert(_obj("12", label="y", uid="u2"))  # deleted and re-created: new uid wins
     assert [k for k, _ in store.of_tenant("y")] == [("ConfigMap", "ns", "n")]
+    # A late event about the deleted one (a watch catching up) does not bring it back.
+    store.upsert(_obj("10", label="x"))
+    kept = store.get(("ConfigMap", "ns", "n"))
+    assert kept is not None and kept["metadata"]["uid"] == "u2"
     assert list(store.of_tenant("x")) == []
     store.remove(("ConfigMap", "ns", "n"))
     assert len(store) == 0

@@ -44,3 +44,18 @@ async def test_a_failed_pass_keeps_its_triggers_for_the_retry() -> None:
         await queue.run("acme", "spec")
     await queue.run("acme", "retry")
     assert passes == [frozenset({"spec"}), frozenset({"spec", "retry"})]
+
+
+async def test_submit_returns_at_once_and_the_pass_follows() -> None:
+    done = asyncio.Event()
+    release = asyncio.Event()
+
+    async def work(key: str, triggers: frozenset[str]) -> None:
+        await release.wait()
+        done.set()
+
+    queue = TenantQueue(work)
+    queue.submit("acme", "child")  # a watch-event handler does not wait for the pass
+    assert not done.is_set()
+    release.set()
+    await asyncio.wait_for(done.wait(), timeout=5)
