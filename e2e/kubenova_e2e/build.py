@@ -209,14 +209,14 @@ def kwok_binary() -> Path:
     return ensure_binary(KWOK_MODULE, "kwok")
 
 
-def module_dir(module_dir: Path, path: str) -> Path:
-    """Where the Go module `path`, at the version `module_dir`'s go.mod pins, lies in the
+def module_dir(pinned_by: Path, path: str) -> Path:
+    """Where the Go module `path`, at the version `pinned_by`'s go.mod pins, lies in the
     module cache (downloaded if needed): for what a peer ships besides its code (CRDs,
     definitions, kwok's stages)."""
     env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "GONOSUMDB": NO_SUMDB}
     result = subprocess.run(
         ["go", "mod", "download", "-json", path],
-        cwd=module_dir,
+        cwd=pinned_by,
         capture_output=True,
         text=True,
         env=env,
@@ -226,7 +226,7 @@ def module_dir(module_dir: Path, path: str) -> Path:
     info = json.loads(result.stdout or "{}")
     if result.returncode != 0 or "Dir" not in info:
         raise BuildError(
-            f"cannot download {path} (pinned in {_shown(module_dir)}/go.mod): "
+            f"cannot download {path} (pinned in {_shown(pinned_by)}/go.mod): "
             f"{info.get('Error') or result.stderr.strip()}"
         )
     return Path(info["Dir"])

@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 import kopf
 
-from ..api.common import API_VERSION, now
+from ..api.common import API_VERSION
 from ..integrations.kubevela import APPLICATION_API
 from ..kube import store
 from ..kube.diff import describe
@@ -113,10 +112,10 @@ async def relist_children() -> None:
     kube = ctx().kube
     tenants: set[str] = set()
     for api_version, kind in (("v1", "Namespace"), *_watched_kinds()):
-        started = now() - timedelta(seconds=1)  # allow for clock skew with the API server
+        started = store.list_started()
         listed = await kube.list(api_version, kind, label_selector=L.MANAGED_SELECTOR)
         keys = {(kind, o["metadata"].get("namespace") or "", o["metadata"]["name"]) for o in listed}
-        for key in store.children.stale(kind, keys, created_before=started):
+        for key in store.children.stale(kind, keys, before=started):
             held = store.children.get(key) or {}
             tenant = held.get("metadata", {}).get("labels", {}).get(L.TENANT)
             logger.info("%s was deleted unseen; forgetting it", describe(key))
@@ -125,7 +124,7 @@ async def relist_children() -> None:
                 tenants.add(tenant)
     for tenant in sorted(tenants):
         if store.parents.get(tenant_key(tenant)) is not None:
-            await ctx().queue.nudge(tenant, "relist")
+            ctx().queue.submit(tenant, "relist")
 
 
 def _start_relisting() -> None:

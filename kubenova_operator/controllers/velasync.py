@@ -50,12 +50,13 @@ from .wiring import level_triggered
 logger = logging.getLogger(__name__)
 
 VELASYNCS = "velasyncs.v1alpha1.kubenova.io"
-REVISION_API = "core.oam.dev/v1beta1"
+# Passes asked for by Application events (and what follows from them); the others
+# (resyncs, VelaSync changes) also check whether KubeVela is still served.
+WATCH_TRIGGERS = frozenset({"application", "stuck-check", "relist"})
 MAX_SUMMARIES = 500
 MAX_FAILURES, MAX_FAILURE_MESSAGE = 10, 512
 # Pending re-checks for Applications that will count as stuck at a known time.
 _rechecks: dict[str, asyncio.TimerHandle] = {}
-_tasks: set[asyncio.Task[None]] = set()
 # (revision number, limit) each Application's revisions were last checked at.
 _checked: dict[tuple[str, str], tuple[int, int]] = {}
 # The phases last exported per VelaSync, so a phase that empties is reset to 0.
@@ -64,6 +65,12 @@ _exported: dict[str, set[str]] = {}
 
 def velasync_key(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
+
+
+def _velasync_of(namespace: str) -> str | None:
+    """The VelaSync key of the project that `namespace` belongs to, if any."""
+    tenant, project = store.namespace_owners.get(namespace, (None, None))
+    return velasync_key(owner_namespace(tenant), project) if tenant and project else None
 
 
 def _set_installed(installed: bool) -> None:
@@ -110,15 +117,12 @@ def _schedule_recheck(key: str, namespaces: list[str]) -> None:
     if not future:
         return
     delay = (min(future) - now()).total_seconds() + 1
-    loop = asyncio.get_running_loop()
 
     def fire() -> None:
         _rechecks.pop(key, None)
-        task = loop.create_task(ctx().vela_queue.nudge(key, "stuck-check"))
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
+        ctx().vela_queue.submit(key, "stuck-check")
 
-    _rechecks[key] = loop.call_later(delay, fire)
+    _rechecks[key] = asyncio.get_running_loop().call_later(delay, fire)
 
 
 def _export(key: str, summaries: list[ApplicationSummary], project: str) -> None:
@@ -174,8 +178,12 @@ async def reconcile_velasync(key: str, triggers: frozenset[str]) -> None:
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     kube = ctx().kube
-    installed = await kube.has_kind(KUBEVELA.api_version, KUBEVELA.kind)
-    _set_installed(installed)
+    if triggers <= WATCH_TRIGGERS and ctx().kubevela:
+        # Application events come only while KubeVela is served: no discovery needed.
+        installed = True
+    else:
+        installed = await kube.has_kind(KUBEVELA.api_version, KUBEVELA.kind)
+        _set_installed(installed)
     generation = body["metadata"].get("generation")
     old = body.get("status") or {}
     project_name = body["spec"]["projectRef"]["name"]
@@ -267,11 +275,11 @@ async def _prune_revisions(project: dict[str, Any], summaries: list[ApplicationS
             _checked[key] = (s.revision_number, limit)
             continue
         revisions = await ctx().kube.list(
-            REVISION_API, "ApplicationRevision", s.namespace, label_selector=s.revisions_selector
+            APPLICATION_API, "ApplicationRevision", s.namespace, label_selector=s.revisions_selector
         )
         names = [r["metadata"]["name"] for r in revisions]
         for name in revisions_to_prune(names, s.revision, limit):
-            await ctx().kube.delete(REVISION_API, "ApplicationRevision", name, s.namespace)
+            await ctx().kube.delete(APPLICATION_API, "ApplicationRevision", name, s.namespace)
             logger.info(
                 "pruned ApplicationRevision %s/%s (limit %d of %s)",
                 s.namespace,
@@ -321,21 +329,17 @@ async def relist_applications() -> None:
     have their projects' VelaSyncs re-summarized."""
     if not ctx().kubevela:
         return
-    started = now() - timedelta(seconds=1)  # allow for clock skew with the API server
+    started = store.list_started()
     listed = await ctx().kube.list(APPLICATION_API, "Application")
     seen = {(a["metadata"]["namespace"], a["metadata"]["name"]) for a in listed}
     for namespace, apps in list(store.applications.items()):
         for name, app in list(apps.items()):
-            created = parse_time(app["metadata"].get("creationTimestamp"))
-            if (namespace, name) in seen or created is None or created >= started:
+            if (namespace, name) in seen or not store.created_before(app, started):
                 continue
             logger.info("Application %s/%s was deleted unseen; forgetting it", namespace, name)
             store.drop_application(namespace, name)
-            tenant, project = store.namespace_owners.get(namespace, (None, None))
-            if tenant and project:
-                await ctx().vela_queue.nudge(
-                    velasync_key(owner_namespace(tenant), project), "relist"
-                )
+            if (key := _velasync_of(namespace)) is not None:
+                ctx().vela_queue.submit(key, "relist")
 
 
 RELISTS.append(relist_applications)
@@ -373,8 +377,8 @@ async def application_event(
     """An Application changed: if it is in a project namespace, that project's
     VelaSync takes a pass (coalesced: a burst of status updates costs one or two)."""
     assert namespace is not None  # Applications are namespaced
-    tenant, project = store.namespace_owners.get(namespace, (None, None))
-    if not (tenant and project):
+    key = _velasync_of(namespace)
+    if key is None:
         store.drop_application(namespace, name)  # not ours (or no longer)
         return
     if event.get("type") == "DELETED":
@@ -382,6 +386,6 @@ async def application_event(
         _checked.pop((namespace, name), None)
     else:
         store.keep_application(dict(body))
-    key = velasync_key(owner_namespace(tenant), project)
-    if store.children.get(("VelaSync", owner_namespace(tenant), project)) is not None:
+    owner_ns, project = key.split("/", 1)
+    if store.children.get(("VelaSync", owner_ns, project)) is not None:
         ctx().vela_queue.submit(key, "application")

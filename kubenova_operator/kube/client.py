@@ -64,10 +64,10 @@ class Kube:
         try:
             return await self.dynamic.resources.get(api_version=api_version, kind=kind)
         except (ResourceNotFoundError, KeyError):
-            # KeyError: the discovery cache was caught mid-update (a CRD just
-            # established); one re-discovery settles it like a missing kind.
-            # One re-discovery at a time: the discoverer rebuilds its cache in place,
-            # and a concurrent lookup would see it half-built.
+            # Not found, or (KeyError) the cache caught mid-update while a CRD was
+            # being established: re-discover, one at a time, because the discoverer
+            # rebuilds its cache in place and a concurrent lookup would see it
+            # half-built.
             async with self._discovery_lock:
                 if time.monotonic() - self._last_rediscovery >= REDISCOVERY_INTERVAL:
                     self._last_rediscovery = time.monotonic()

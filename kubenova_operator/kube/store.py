@@ -10,10 +10,10 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from ..api.common import parse_time
+from ..api.common import now, parse_time
 from ..resources import labels as L
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
@@ -38,6 +38,16 @@ def _trim(body: dict[str, Any]) -> dict[str, Any]:
     out = {k: copy.deepcopy(v) for k, v in body.items() if k not in ("metadata",)}
     out["metadata"] = {k: copy.deepcopy(meta[k]) for k in _KEEP_META if k in meta}
     return out
+
+
+def list_started() -> datetime:
+    """When a relisting LIST starts, less a second for clock skew with the API server."""
+    return now() - timedelta(seconds=1)
+
+
+def created_before(obj: dict[str, Any], when: datetime) -> bool:
+    created = parse_time(obj["metadata"].get("creationTimestamp"))
+    return created is not None and created < when
 
 
 def _older(new: dict[str, Any], current: dict[str, Any]) -> bool:
@@ -96,16 +106,15 @@ class Store:
             if key[0] == kind:
                 yield obj
 
-    def stale(self, kind: str, listed: set[Key], created_before: datetime) -> list[Key]:
+    def stale(self, kind: str, listed: set[Key], before: datetime) -> list[Key]:
         """Held objects of `kind` that a fresh LIST (`listed`) no longer has: deleted
-        while no watch event could say so. Objects created after `created_before` are
-        kept: the LIST may simply have been taken before they were written."""
+        while no watch event could say so. Objects created after `before` (when the
+        LIST started) are kept: it may simply not have seen them yet."""
         out = []
         for key, obj in self._objects.items():
             if key[0] != kind or key in listed:
                 continue
-            created = parse_time(obj["metadata"].get("creationTimestamp"))
-            if created is not None and created < created_before:
+            if created_before(obj, before):
                 out.append(key)
         return sorted(out)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubenova_e2e.kubevela import kubevela_crds, start_kubevela
+from kubenova_e2e.kubevela import install_kubevela_crds, start_kubevela
 from kubenova_e2e.platform import OperatorProcess
 from kubernetes_asyncio import client
 
@@ -80,10 +80,7 @@ async def vela(cluster: Cluster, operator: OperatorProcess, api: client.ApiClien
     for body in bodies:
         name = body["metadata"]["name"]
         await watch_until(api, "projects", name, ready_at_generation, namespace=OWNER_NS)
-    cluster.kubectl("apply", "--server-side", "-f", str(kubevela_crds()))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/applications.core.oam.dev"
-    )
+    install_kubevela_crds(cluster.kubeconfig)
 
 
 @pytest.fixture(scope="module")
