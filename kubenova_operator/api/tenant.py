@@ -207,9 +207,13 @@ class TenantSpec(KubeModel):
 
 
 class TenantPhase(StrEnum):
-    PENDING = "Pending"
+    """A one-word summary that never contradicts the Ready condition: Ready when it is
+    True, else why not (Reconciling: work in progress; Stalled: the spec cannot be
+    satisfied as written; Terminating: being deleted)."""
+
     READY = "Ready"
-    DEGRADED = "Degraded"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
     TERMINATING = "Terminating"
 
 

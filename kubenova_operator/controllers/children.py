@@ -22,6 +22,7 @@ from ..kube import store
 from ..kube.diff import describe
 from ..kube.kinds import CHILD_RESOURCES, VELA_CHILD_RESOURCES, child_kinds
 from ..resources import labels as L
+from ..resources.ownership import NamespaceRecord
 from .context import ctx
 from .tenant import tenant_key
 
@@ -56,9 +57,9 @@ async def namespace_event(event: kopf.RawEvent, body: kopf.Body, name: str, **_:
     _start_relisting()
     labels = body.get("metadata", {}).get("labels") or {}
     if event.get("type") == "DELETED":
-        store.namespace_owners.pop(name, None)
+        store.namespaces.pop(name, None)
     else:
-        store.namespace_owners[name] = (labels.get(L.TENANT), labels.get(L.PROJECT))
+        store.namespaces[name] = NamespaceRecord.of(body)
     if labels.get(L.MANAGED_BY) == L.MANAGER or store.children.get(("Namespace", "", name)):
         await observe_child(event, dict(body))
 
@@ -77,10 +78,7 @@ async def prime_stores() -> None:
             store.parents.upsert({**obj, "kind": kind, "apiVersion": API_VERSION})
     for ns in await kube.list("v1", "Namespace"):
         labels = ns["metadata"].get("labels") or {}
-        store.namespace_owners[ns["metadata"]["name"]] = (
-            labels.get(L.TENANT),
-            labels.get(L.PROJECT),
-        )
+        store.namespaces[ns["metadata"]["name"]] = NamespaceRecord.of(ns)
         if labels.get(L.MANAGED_BY) == L.MANAGER:
             store.children.upsert({**ns, "kind": "Namespace", "apiVersion": "v1"})
     for api_version, kind in _watched_kinds():
@@ -90,8 +88,8 @@ async def prime_stores() -> None:
         # Applications in project namespaces, so the first VelaSync passes count them
         # all rather than those whose watch events happened to arrive first.
         for app in await kube.list(APPLICATION_API, "Application"):
-            owner = store.namespace_owners.get(app["metadata"]["namespace"], (None, None))
-            if owner[1]:
+            record = store.namespaces.get(app["metadata"]["namespace"])
+            if record is not None and record.project:
                 store.keep_application(app)
 
 
@@ -143,17 +141,24 @@ def _start_relisting() -> None:
 RELISTS: list[Callable[[], Awaitable[None]]] = [relist_children]
 
 
-async def relist_forever(first: float, interval: float) -> None:
-    """Run RELISTS after `first` seconds (the watches have started by then), then
-    every `interval`."""
-    await asyncio.sleep(first)
+async def relist_forever(resync: float, relist: float) -> None:
+    """The safety nets, on one clock: every `resync` seconds each tenant gets a pass
+    from the store (no API reads: it finds what events could not, such as a quota's
+    usage to sum); every `relist` seconds RELISTS run (the first after one `resync`,
+    when the watches have started)."""
+    last_relist = 0.0
+    loop = asyncio.get_running_loop()
     while True:
-        for relist in RELISTS:
-            try:
-                await relist()
-            except Exception as exc:
-                logger.warning("%s failed: %s", relist.__name__, exc)
-        await asyncio.sleep(interval)
+        await asyncio.sleep(resync)
+        for tenant in sorted(t["metadata"]["name"] for t in store.parents.of_kind("Tenant")):
+            ctx().queue.submit(tenant, "timer")
+        if loop.time() - last_relist >= relist:
+            last_relist = loop.time()
+            for run in RELISTS:
+                try:
+                    await run()
+                except Exception as exc:
+                    logger.warning("%s failed: %s", run.__name__, exc)
 
 
 def _register() -> None:

@@ -4,6 +4,12 @@ Everything in a tenant (its own children, its projects' namespaces, the budget t
 links them) is reconciled as one unit, under one lock, so two events never race to
 write the same objects. Requests that arrive while a reconcile runs are merged into the
 next one: a burst of child events costs one extra pass, not one pass each.
+
+This is the one place that decides when a pass runs again: a pass that raises (a
+transient API failure) is retried with exponential backoff; a pass that returns a delay
+(work in progress, e.g. a namespace still terminating) is looked at again after it; a
+pass that returns None waits for the next event. A Stalled object therefore costs no
+API traffic until its spec, or something it depends on, changes.
 """
 
 from __future__ import annotations
@@ -24,14 +30,16 @@ class _State:
     pending: bool = False
     triggers: set[str] = field(default_factory=set)  # what asked for the next pass
     failures: int = 0
-    retry: asyncio.TimerHandle | None = None
+    retry: asyncio.TimerHandle | None = None  # a backoff retry or a requested requeue
 
 
 class TenantQueue:
     """Keyed by tenant name; the VelaSync controller uses one keyed by VelaSync."""
 
     def __init__(
-        self, work: Callable[[str, frozenset[str]], Awaitable[None]], what: str = "tenant"
+        self,
+        work: Callable[[str, frozenset[str]], Awaitable[float | None]],
+        what: str = "tenant",
     ) -> None:
         self._work = work
         self._what = what
@@ -56,12 +64,14 @@ class TenantQueue:
                 state.retry.cancel()
                 state.retry = None
             try:
-                await self._work(tenant, triggers)
+                requeue = await self._work(tenant, triggers)
             except Exception:
                 state.failures += 1
                 state.triggers |= triggers  # the retry covers them again
                 raise
             state.failures = 0
+            if requeue is not None and tenant in self._states:
+                self._later(tenant, requeue, "requeue")
 
     async def nudge(self, tenant: str, trigger: str) -> None:
         """Reconcile from a watch event: errors are logged and retried with backoff
@@ -69,14 +79,18 @@ class TenantQueue:
         try:
             await self.run(tenant, trigger)
         except Exception as exc:
-            state = self._states[tenant]
+            state = self._states.get(tenant) or _State()
             delay = min(MAX_BACKOFF, 0.5 * 2 ** min(state.failures, 8))
             logger.warning(
                 "reconcile of %s %s failed (%s); retrying in %.1fs", self._what, tenant, exc, delay
             )
-            if state.retry is None:
-                loop = asyncio.get_running_loop()
-                state.retry = loop.call_later(delay, self._spawn, tenant)
+            self._later(tenant, delay, "retry")
+
+    def _later(self, tenant: str, delay: float, trigger: str) -> None:
+        state = self._states.get(tenant)
+        if state is not None and state.retry is None:
+            loop = asyncio.get_running_loop()
+            state.retry = loop.call_later(max(delay, 0.0), self._spawn, tenant, trigger)
 
     def submit(self, tenant: str, trigger: str) -> None:
         """Ask for a pass without waiting for it. Watch-event handlers use this: they
@@ -86,11 +100,15 @@ class TenantQueue:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _spawn(self, tenant: str) -> None:
+    def _spawn(self, tenant: str, trigger: str) -> None:
+        if tenant not in self._states:
+            return
         self._states[tenant].retry = None
-        task = asyncio.get_running_loop().create_task(self.nudge(tenant, "retry"))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.submit(tenant, trigger)
+
+    def keys(self) -> list[str]:
+        """Every key the queue has seen and not forgotten."""
+        return sorted(self._states)
 
     def forget(self, tenant: str) -> None:
         state = self._states.pop(tenant, None)

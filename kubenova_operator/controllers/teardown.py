@@ -1,12 +1,16 @@
 """Deleting Tenants and Projects without losing anything by surprise.
 
 - A Tenant that still has Projects is held (its finalizer stays) with a Ready=False
-  `DeletionBlocked` condition naming them: deleting a tenant never cascades into its
-  projects' namespaces behind a user's back.
+  `DeletionBlocked` condition naming them (controllers/tenant.py): deleting a tenant
+  never cascades into its projects' namespaces behind a user's back.
 - deletionPolicy Retain (default): namespaces and everything in them stay; Kubenova's
-  identity labels are removed so nothing heals or selects them any more.
+  identity labels are removed so nothing heals or selects them any more, and the
+  namespace records which tenant released it (a Tenant of that name created again
+  takes it back).
 - deletionPolicy Delete: the namespaces are deleted (their content with them).
-Namespaces never get ownerReferences, so nothing but this code deletes them.
+Namespaces never get ownerReferences, so nothing but this code deletes them, and it
+only touches namespaces created for the tenant being torn down (their tenant-uid
+annotation): a namespace somebody labelled by hand is never released or deleted.
 
 Teardown lists from the API server rather than the in-memory store: deletions are rare
 and must be complete even right after an operator restart.
@@ -17,17 +21,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import kopf
-
 from ..api.common import API_VERSION
 from ..api.project import Project
-from ..api.tenant import Tenant, owner_namespace
+from ..api.tenant import Tenant
 from ..kube import store
 from ..kube.kinds import child_kinds
 from ..resources import labels as L
 from ..resources.namespaces import release_patch
-from . import events
-from .conditions import condition, merge_conditions
+from ..resources.ownership import NamespaceRecord, is_owned
 from .context import ctx
 
 logger = logging.getLogger(__name__)
@@ -36,13 +37,21 @@ logger = logging.getLogger(__name__)
 ALWAYS_DELETED = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
 
 
-async def _teardown(selector: str, delete_namespaces: bool) -> int:
+async def _teardown(selector: str, *, tenant: str, tenant_uid: str, delete: bool) -> int:
     """Release or delete everything matching `selector`; return how many namespaces."""
     kube = ctx().kube
+    namespaces = [
+        ns
+        for ns in await kube.list("v1", "Namespace", label_selector=selector)
+        if is_owned(NamespaceRecord.of(ns), tenant_uid)
+    ]
     for api_version, kind in child_kinds(ctx().kubevela):
         for obj in await kube.list(api_version, kind, label_selector=selector):
             meta = obj["metadata"]
-            if delete_namespaces or kind in ALWAYS_DELETED:
+            home = meta.get("namespace")
+            if home and not is_owned(store.namespaces.get(home), tenant_uid):
+                continue  # labelled by somebody else, in a namespace not the tenant's
+            if delete or kind in ALWAYS_DELETED:
                 await kube.delete(api_version, kind, meta["name"], meta.get("namespace"))
             else:
                 await kube.merge_patch(
@@ -52,64 +61,36 @@ async def _teardown(selector: str, delete_namespaces: bool) -> int:
     for request in await kube.list(API_VERSION, "KubeConfigRequest", label_selector=selector):
         meta = request["metadata"]
         await kube.delete(API_VERSION, "KubeConfigRequest", meta["name"], meta["namespace"])
-    namespaces = await kube.list("v1", "Namespace", label_selector=selector)
     for ns in namespaces:
-        if delete_namespaces:
-            await kube.delete("v1", "Namespace", ns["metadata"]["name"])
+        name = ns["metadata"]["name"]
+        if delete:
+            await kube.delete("v1", "Namespace", name)
         else:
-            await kube.merge_patch("v1", "Namespace", ns["metadata"]["name"], None, release_patch())
+            released = await kube.merge_patch("v1", "Namespace", name, None, release_patch(tenant))
+            store.namespaces[name] = NamespaceRecord.of(released)
     return len(namespaces)
 
 
 async def teardown_tenant(name: str, body: dict[str, Any]) -> None:
-    store.parents.upsert(body)  # marks it deleting: reconciles skip it from now on
-    namespace = owner_namespace(name)
-    remaining = sorted(
-        p["metadata"]["name"]
-        for p in await ctx().kube.list(API_VERSION, "Project", namespace=namespace)
-    )
-    if remaining:
-        message = (
-            f"waiting for {len(remaining)} Project(s) to be deleted first: "
-            f"{', '.join(remaining[:10])}"
-        )
-        old = body.get("status") or {}
-        status = {
-            "phase": "Terminating",
-            "conditions": merge_conditions(
-                old.get("conditions"),
-                [
-                    condition(
-                        "Ready",
-                        False,
-                        "DeletionBlocked",
-                        message,
-                        body["metadata"].get("generation"),
-                    )
-                ],
-            ),
-        }
-        if old.get("conditions") != status["conditions"] or old.get("phase") != "Terminating":
-            await ctx().kube.patch_status(API_VERSION, "Tenant", name, None, status)
-            events.warning(body, "DeletionBlocked", message)
-        raise kopf.TemporaryError(message, delay=5)
     tenant = Tenant.model_validate(body)
     delete = tenant.spec.deletion_policy == "Delete"
     selector = f"{L.MANAGED_SELECTOR},{L.TENANT}={name}"
-    count = await _teardown(selector, delete)
+    count = await _teardown(
+        selector, tenant=name, tenant_uid=str(body["metadata"]["uid"]), delete=delete
+    )
     logger.info(
         "tenant %s deleted: %d namespaces %s", name, count, "deleted" if delete else "retained"
     )
-    ctx().queue.forget(name)
 
 
-async def teardown_project(name: str, namespace: str, body: dict[str, Any]) -> None:
-    store.parents.upsert(body)
-    tenant = body.get("status", {}).get("tenant") or namespace.removesuffix("-owner")
+async def teardown_project(body: dict[str, Any], tenant_uid: str) -> None:
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    tenant = (body.get("status") or {}).get("tenant") or namespace.removesuffix("-owner")
     project = Project.model_validate(body)
     delete = project.spec.deletion_policy == "Delete"
     selector = f"{L.MANAGED_SELECTOR},{L.TENANT}={tenant},{L.PROJECT}={name}"
-    count = await _teardown(selector, delete)
+    count = await _teardown(selector, tenant=tenant, tenant_uid=tenant_uid, delete=delete)
     logger.info(
         "project %s/%s deleted: %d namespaces %s",
         tenant,

@@ -1,12 +1,20 @@
-"""Tenant controller.
+"""Tenant controller: a tenant and the Projects in its owner namespace, as one unit.
 
-A tenant is reconciled as one unit with its Projects: the budget links them (projects
-carve their quotas out of the tenant's, the apps namespace gets the rest), so deciding
-them together, under one lock, is what keeps the numbers consistent.
+The budget links them (projects carve their quotas out of the tenant's, the apps
+namespace gets the rest), so deciding them together, under one lock, is what keeps the
+numbers consistent.
 
-The handlers are thin: they feed the in-memory store and ask the queue for a pass.
-`reconcile_tenant` computes the desired children with the pure builders in
-`resources/`, compares them with the store, and writes only the differences.
+The kopf handlers are thin: they feed the in-memory store and ask the queue for a pass
+(controllers/project.py does the same for Projects). A pass
+1. decides (pure, resources/budget.py): which projects fit, whose namespaces are whose;
+2. builds the desired children (pure builders in resources/) and plans the writes
+   against the store (kube/plan.py);
+3. writes them (one applier: server-side apply, field manager `kubenova`; namespaces
+   are created, never applied into existence, see resources/ownership.py);
+4. renders one Outcome per object (controllers/outcome.py) into its typed status.
+A child the API server refuses makes the object whose spec produced it Stalled
+(ApplyFailed, with the API server's message); its siblings carry on. A transient
+failure raises, and the queue retries with backoff: the one retry policy.
 """
 
 from __future__ import annotations
@@ -14,15 +22,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import kopf
 
 from ..api.common import API_VERSION, DriftPolicy
-from ..api.project import ApplicationCounts, Project
-from ..api.tenant import Tenant, apps_namespace, owner_namespace
-from ..config import get_settings
+from ..api.project import ApplicationCounts, Project, ProjectStatus
+from ..api.tenant import Tenant, TenantPhase, TenantStatus, apps_namespace, owner_namespace
 from ..integrations.kubevela import add_counts
 from ..kube import store
 from ..kube.diff import describe, object_key
@@ -30,41 +38,59 @@ from ..kube.kinds import VELA_CHILD_KINDS
 from ..kube.plan import Changes, plan_changes
 from ..observability.metrics import DRIFT_CORRECTIONS, record_phase
 from ..observability.reconcile import reconciler
+from ..resources import labels as L
 from ..resources.budget import Decision, ProjectInput, admit_projects
 from ..resources.kubevela import delivery_objects
 from ..resources.namespaces import release_patch
+from ..resources.ownership import NamespaceRecord, is_owned, namespace_conflict
 from ..resources.project import project_children
-from ..resources.quantity import exceeding, format_resources, parse_quantity, sum_resources
+from ..resources.quantity import (
+    exceeding,
+    format_resources,
+    invalid_quantities,
+    parse_quantity,
+    sum_resources,
+)
 from ..resources.syncs import capsule_sync, vela_sync
 from ..resources.tenant import tenant_children
 from . import events
-from .conditions import condition, find, is_true, merge_conditions, same_status
+from .conditions import condition, find, is_true
 from .context import ctx
-from .teardown import teardown_tenant
+from .finalizers import ensure_finalizer, release_finalizer
+from .outcome import Outcome, is_terminal, render_conditions, status_patch, unchanged
+from .teardown import teardown_project, teardown_tenant
 
 logger = logging.getLogger(__name__)
 
 # Namespaces first (everything else lives in them), ServiceAccounts before the
 # RoleBindings naming them, ClusterRoles before their bindings.
 _WAVES = (("Namespace",), ("ServiceAccount", "ClusterRole"), None)
+_EARLIER_WAVES = frozenset(kind for wave in _WAVES if wave for kind in wave)
+
+# Passes for these reasons expect differences: they are changes, not drift.
+CHANGE_TRIGGERS = frozenset({"spec", "kubevela", "project-deleted"})
+# How soon to look again while a namespace is still being deleted.
+TERMINATING_RECHECK_SECONDS = 5.0
 
 
 def tenant_key(name: str) -> store.Key:
     return ("Tenant", "", name)
 
 
-def projects_of(tenant: str) -> list[dict[str, Any]]:
-    """The tenant's Projects, oldest first (the order budgets are granted in)."""
+def projects_in(tenant: str) -> list[dict[str, Any]]:
+    """The Projects in the tenant's owner namespace, oldest first (the order budgets are
+    granted in), those being deleted included."""
     namespace = owner_namespace(tenant)
     found = [
-        p
-        for p in store.parents.of_kind("Project")
-        if p["metadata"].get("namespace") == namespace
-        and not p["metadata"].get("deletionTimestamp")
+        p for p in store.parents.of_kind("Project") if p["metadata"].get("namespace") == namespace
     ]
     return sorted(
         found, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
     )
+
+
+def _deleting(body: dict[str, Any]) -> bool:
+    return bool(body["metadata"].get("deletionTimestamp"))
 
 
 def _project_input(body: dict[str, Any]) -> ProjectInput:
@@ -94,130 +120,423 @@ def proxy_endpoint(tenant: Tenant) -> str:
     return settings.capsule_proxy_url or settings.api_server_url or ctx().kube.host
 
 
-async def _apply_all(objects: list[dict[str, Any]]) -> list[str]:
-    """Apply in waves; return the errors (an object that failed does not stop the rest
-    of its wave, so one bad child never blocks a whole tenant)."""
-    errors: list[str] = []
+def _short(exc: BaseException) -> str:
+    """The API server's message for a failed request (never a request body)."""
+    reason = getattr(exc, "reason", None) or type(exc).__name__
+    body = getattr(exc, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode(errors="replace")
+    if isinstance(body, str) and '"message"' in body:
+        try:
+            return str(json.loads(body).get("message", reason))[:500]
+        except ValueError:
+            pass
+    return str(reason)[:500]
+
+
+@dataclass
+class Failures:
+    """What went wrong in a pass, by the object whose spec produced it: a project's
+    name, or None for the tenant itself."""
+
+    terminal: dict[str | None, list[str]] = field(default_factory=dict)
+    transient: dict[str | None, list[str]] = field(default_factory=dict)
+
+    def add(self, owner: str | None, what: str, exc: BaseException) -> None:
+        bucket = self.terminal if is_terminal(exc) else self.transient
+        bucket.setdefault(owner, []).append(f"{what}: {_short(exc)}")
+
+    def outcome(self, owner: str | None) -> Outcome | None:
+        if owner in self.terminal:
+            return Outcome.stalled("ApplyFailed", "; ".join(self.terminal[owner]))
+        if owner in self.transient:
+            return Outcome.reconciling("ApplyRetrying", "; ".join(self.transient[owner]))
+        return None
+
+
+def _owner_of(obj: dict[str, Any], projects: set[str]) -> str | None:
+    project = (obj["metadata"].get("labels") or {}).get(L.PROJECT)
+    return project if project in projects else None
+
+
+def _remember(obj: dict[str, Any]) -> None:
+    """Record what the API server returned, so the next pass does not mistake a watch
+    event still in flight for drift (or re-create a namespace it just made)."""
+    meta = obj.get("metadata") or {}
+    if not obj.get("kind") or not meta.get("name"):
+        return  # not an object (a Status): nothing to record
+    store.children.upsert(obj)
+    if obj["kind"] == "Namespace":
+        store.namespaces[meta["name"]] = NamespaceRecord.of(obj)
+
+
+async def _write_one(obj: dict[str, Any]) -> dict[str, Any]:
+    kube = ctx().kube
+    if obj["kind"] == "Namespace" and obj["metadata"]["name"] not in store.namespaces:
+        # Created, not applied: applying would adopt a namespace somebody made since
+        # the pass looked (409 then, and the next pass decides whose it is).
+        return await kube.create(obj)
+    return await kube.apply(obj)
+
+
+async def _apply_all(objects: list[dict[str, Any]], projects: set[str], failures: Failures) -> None:
+    """Apply in waves. A child that fails is charged to the object whose spec made it
+    and does not stop the rest; what lives in a namespace that failed is skipped."""
+    failed_namespaces: set[str] = set()
     for wave in _WAVES:
-        earlier = {kind for w in _WAVES if w for kind in w}
         batch = [
             o
             for o in objects
-            if (wave is None and o["kind"] not in earlier)
-            or (wave is not None and o["kind"] in wave)
+            if ((wave is None and o["kind"] not in _EARLIER_WAVES) or (wave and o["kind"] in wave))
+            and o["metadata"].get("namespace") not in failed_namespaces
         ]
-        results = await asyncio.gather(
-            *(ctx().kube.apply(o) for o in batch), return_exceptions=True
-        )
+        results = await asyncio.gather(*(_write_one(o) for o in batch), return_exceptions=True)
         for obj, result in zip(batch, results, strict=True):
-            if isinstance(result, BaseException):
-                errors.append(f"{describe(object_key(obj))}: {_short(result)}")
+            if isinstance(result, Exception):
+                failures.add(_owner_of(obj, projects), describe(object_key(obj)), result)
+                if obj["kind"] == "Namespace":
+                    failed_namespaces.add(obj["metadata"]["name"])
+            elif isinstance(result, BaseException):
+                raise result
             else:
-                store.children.upsert(result)
-    return errors
+                _remember(result)
 
 
-def _short(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None) or type(exc).__name__
-    body = getattr(exc, "body", None)
-    if isinstance(body, str) and '"message"' in body:
+async def _execute(changes: Changes, projects: set[str], failures: Failures, tenant: str) -> None:
+    kube = ctx().kube
+    await _apply_all(changes.apply, projects, failures)
+    for ns in changes.release:
         try:
-            return str(json.loads(body).get("message", reason))[:300]
-        except ValueError:
-            pass
-    return str(reason)[:300]
+            await kube.merge_patch("v1", "Namespace", ns, None, release_patch(tenant))
+        except Exception as exc:
+            failures.add(None, f"releasing Namespace {ns}", exc)
+    for api_version, (kind, namespace, obj_name) in changes.prune:
+        try:
+            await kube.delete(api_version, kind, obj_name, namespace or None)
+        except Exception as exc:
+            failures.add(None, f"deleting {describe((kind, namespace, obj_name))}", exc)
 
 
-# Passes for these reasons expect differences: they are changes, not drift.
-CHANGE_TRIGGERS = frozenset({"spec", "kubevela", "project-deleted"})
+def _own_children(name: str, uid: str) -> dict[store.Key, dict[str, Any]]:
+    """The tenant's children in the store: labelled for it, and for namespaces, created
+    for it (a namespace somebody labelled by hand is never pruned or released)."""
+    observed = {}
+    for key, obj in store.children.of_tenant(name):
+        if key[0] == "Namespace" and not is_owned(store.namespaces.get(key[2]), uid):
+            continue
+        observed[key] = obj
+    if not ctx().kubevela:
+        # KubeVela's kinds went with KubeVela: nothing of them is left to prune.
+        vela_kinds = {kind for _, kind in VELA_CHILD_KINDS}
+        observed = {k: v for k, v in observed.items() if k[0] not in vela_kinds}
+    return observed
 
 
-async def reconcile_tenant(name: str, triggers: frozenset[str]) -> None:
-    """Make the cluster match the Tenant `name` and its Projects; write only what
-    differs; report what was found."""
+@reconciler("tenant")
+async def reconcile_tenant(name: str, triggers: frozenset[str]) -> float | None:
+    """One pass over tenant `name` and the Projects in its owner namespace; returns when
+    to look again (None: at the next event)."""
     body = store.parents.get(tenant_key(name))
-    if body is None or body["metadata"].get("deletionTimestamp"):
-        return
+    project_bodies = projects_in(name)
+    if body is None:
+        await _without_tenant(name, project_bodies)
+        return None
+    for project in project_bodies:
+        if _deleting(project):
+            await teardown_project(project, str(body["metadata"]["uid"]))
+            await release_finalizer(project)
+    project_bodies = [p for p in project_bodies if not _deleting(p)]
+    if _deleting(body):
+        return await _delete_tenant(name, body, project_bodies)
+    await ensure_finalizer(body)
+    return await _build(name, body, project_bodies, triggers)
+
+
+async def _without_tenant(name: str, project_bodies: list[dict[str, Any]]) -> None:
+    """Projects in `<name>-owner` with no Tenant `name`: reported; deleted ones let go."""
+    for project in project_bodies:
+        if _deleting(project):
+            await release_finalizer(project)
+            continue
+        outcome = Outcome.stalled(
+            "TenantNotFound",
+            f"there is no Tenant {name!r}: a Project must be created in the owner "
+            "namespace '<tenant>-owner' of an existing Tenant",
+        )
+        await write_project_status(project, outcome, tenant=None)
+
+
+async def _delete_tenant(
+    name: str, body: dict[str, Any], project_bodies: list[dict[str, Any]]
+) -> float | None:
+    """Hold the Tenant while it has Projects (deleting a tenant never cascades into its
+    projects' namespaces behind a user's back); then tear it down and let it go."""
+    for project in project_bodies:
+        if not (project.get("status") or {}).get("namespaces"):
+            await write_project_status(
+                project,
+                Outcome.stalled(
+                    "TenantDeleting",
+                    f"tenant {name!r} is being deleted: no new project is built in it",
+                ),
+                tenant=name,
+            )
+    if project_bodies:
+        names = sorted(p["metadata"]["name"] for p in project_bodies)
+        message = (
+            f"waiting for {len(names)} Project(s) to be deleted first: {', '.join(names[:10])}"
+        )
+        outcome = Outcome.reconciling("DeletionBlocked", message)
+        status = _tenant_status(body, outcome, phase=TenantPhase.TERMINATING)
+        if await _patch_tenant_status(body, status):
+            events.warning(body, "DeletionBlocked", message)
+        return None  # each Project's deletion brings the next pass
+    await teardown_tenant(name, body)
+    await release_finalizer(body)
+    return None
+
+
+async def _build(
+    name: str, body: dict[str, Any], project_bodies: list[dict[str, Any]], triggers: frozenset[str]
+) -> float | None:
     tenant = Tenant.model_validate(body)
     spec = tenant.spec
+    uid = str(body["metadata"]["uid"])
     old_status = body.get("status") or {}
-    was_ready = is_true(old_status.get("conditions"), "Ready") and old_status.get(
-        "observedGeneration"
-    ) == body["metadata"].get("generation")
 
-    project_bodies = projects_of(name)
-    inputs = [_project_input(p) for p in project_bodies]
-    decisions, claimed = admit_projects(name, spec, inputs, store.namespace_owners)
-    desired = tenant_children(name, spec, claimed)
-    desired.append(capsule_sync(name, body["metadata"]["uid"]))
-    by_name = {p["metadata"]["name"]: p for p in project_bodies}
-    for decision, item in zip(decisions, inputs, strict=True):
-        if decision.admitted:
-            desired.extend(project_children(item.name, name, spec, item.spec))
-            if ctx().kubevela:
-                desired.extend(delivery_objects(item.name, name, item.spec))
-            desired.append(
-                vela_sync(
-                    item.name, owner_namespace(name), by_name[item.name]["metadata"]["uid"], name
-                )
+    # What no write can fix: the tenant's own namespaces are somebody else's, or its
+    # budget is unreadable. Decided before anything is written.
+    blocked = _tenant_blocked(name, uid, tenant)
+    if blocked is not None:
+        await _patch_tenant_status(body, _tenant_status(body, blocked))
+        for project in project_bodies:
+            await write_project_status(
+                project,
+                Outcome.stalled(
+                    "TenantNotReady", f"tenant {name!r} is not ready: {blocked.message}"
+                ),
+                tenant=name,
             )
+        return None
+
+    inputs = [_project_input(p) for p in project_bodies]
+    decisions, claimed = admit_projects(name, uid, spec, inputs, store.namespaces)
+    admitted = {d.name for d in decisions if d.admitted}
+    by_name = {p["metadata"]["name"]: p for p in project_bodies}
+    desired = _desired(
+        name,
+        uid,
+        tenant,
+        claimed,
+        [(i, by_name[i.name]["metadata"]["uid"]) for i in inputs if i.name in admitted],
+    )
+    for project_name in sorted(admitted):
+        await ensure_finalizer(by_name[project_name])
 
     report_only = spec.drift_policy == DriftPolicy.REPORT
     # Differences are drift only when nothing they could come from is changing: the
     # tenant built at its generation, no spec change or KubeVela (un)installation in
     # this pass, every admitted project built at its generation (a new or edited
     # project changes its own children and the apps namespace's quota).
+    was_ready = is_true(old_status.get("conditions"), "Ready") and old_status.get(
+        "observedGeneration"
+    ) == body["metadata"].get("generation")
     drift_possible = (
         was_ready
         and not triggers & CHANGE_TRIGGERS
-        and all(_built_at_generation(by_name[d.name]) for d in decisions if d.admitted)
+        and all(_built_at_generation(by_name[n]) for n in admitted)
     )
-    observed = dict(store.children.of_tenant(name))
-    if not ctx().kubevela:
-        # KubeVela's kinds went with KubeVela: nothing of them is left to prune.
-        vela_kinds = {kind for _, kind in VELA_CHILD_KINDS}
-        observed = {k: v for k, v in observed.items() if k[0] not in vela_kinds}
     changes = plan_changes(
         desired,
-        observed,
+        _own_children(name, uid),
         drift_possible=drift_possible,
         report_only=report_only,
-        admitted_projects={d.name for d in decisions if d.admitted},
+        admitted_projects=admitted,
         delete_namespaces_of={i.name for i in inputs if i.spec.deletion_policy == "Delete"},
     )
-    errors = await _execute(changes)
+    failures = Failures()
+    await _execute(changes, admitted, failures, name)
     if changes.drifted:
-        _report_drift(body, changes.drifted, healed=not report_only and not errors)
-    errors += [
-        f"Namespace {ns} is being deleted; it is rebuilt when that ends" for ns in changes.waiting
-    ]
-    await _write_statuses(
+        _report_drift(body, changes.drifted, healed=not report_only and not failures.terminal)
+
+    waiting = set(changes.waiting)
+    tenant_waiting = waiting & {owner_namespace(name), apps_namespace(name)}
+    project_outcomes = {d.name: _project_outcome(d, failures, waiting) for d in decisions}
+    namespaces = [owner_namespace(name), apps_namespace(name)]
+    for decision in decisions:
+        if decision.admitted:
+            namespaces.extend(decision.namespaces)
+    outcome = failures.outcome(None) or (
+        _terminating(sorted(tenant_waiting))
+        if tenant_waiting
+        else Outcome.ready(f"{len(namespaces)} namespaces in place")
+    )
+    status = _tenant_status(
         body,
-        tenant=tenant,
-        decisions=decisions,
-        project_bodies=project_bodies,
+        outcome,
+        namespaces=namespaces,
+        projects=project_bodies,
         claimed=claimed,
         drifted=changes.drifted,
-        errors=errors,
     )
-    if errors:
-        raise kopf.TemporaryError("; ".join(errors)[:1000], delay=5)
+    over = exceeding(spec.budget.hard, claimed)
+    written = await _patch_tenant_status(body, status, counted=True)
+    if written and over and not is_true(old_status.get("conditions"), "BudgetExceeded"):
+        events.warning(body, "BudgetExceeded", _over_message(over))
+    for decision in decisions:
+        await write_project_status(
+            by_name[decision.name], project_outcomes[decision.name], tenant=name, decision=decision
+        )
+    if failures.transient:
+        # After the statuses say so: the queue retries the pass with backoff.
+        raise RetryPass("; ".join(m for ms in failures.transient.values() for m in ms))
+    everything = [outcome, *project_outcomes.values()]
+    if any(o.reason == "NamespaceTerminating" for o in everything):
+        return TERMINATING_RECHECK_SECONDS
+    return None
 
 
-async def _execute(changes: Changes) -> list[str]:
-    kube = ctx().kube
-    errors = await _apply_all(changes.apply)
-    for ns in changes.release:
-        try:
-            await kube.merge_patch("v1", "Namespace", ns, None, release_patch())
-        except Exception as exc:
-            errors.append(f"releasing Namespace {ns}: {_short(exc)}")
-    for api_version, (kind, namespace, obj_name) in changes.prune:
-        try:
-            await kube.delete(api_version, kind, obj_name, namespace or None)
-        except Exception as exc:
-            errors.append(f"deleting {describe((kind, namespace, obj_name))}: {_short(exc)}")
-    return errors
+def _project_outcome(decision: Decision, failures: Failures, waiting: set[str]) -> Outcome:
+    if not decision.admitted:
+        return Outcome.stalled(decision.reason, decision.message)
+    failed = failures.outcome(decision.name)
+    if failed is not None:
+        return failed
+    held = sorted(waiting & set(decision.namespaces))
+    if held:
+        return _terminating(held)
+    return Outcome.ready(f"{len(decision.namespaces)} namespaces in place")
+
+
+def _desired(
+    name: str,
+    uid: str,
+    tenant: Tenant,
+    claimed: dict[str, Decimal],
+    admitted: list[tuple[ProjectInput, str]],
+) -> list[dict[str, Any]]:
+    """Everything the tenant and its admitted projects ((input, Project uid)) are made
+    of: the builders in resources/, one call each."""
+    desired = tenant_children(name, uid, tenant.spec, claimed)
+    desired.append(capsule_sync(name, uid))
+    for item, project_uid in admitted:
+        desired.extend(project_children(item.name, name, uid, tenant.spec, item.spec))
+        if ctx().kubevela:
+            desired.extend(delivery_objects(item.name, name, item.spec))
+        desired.append(vela_sync(item.name, owner_namespace(name), project_uid, name))
+    return desired
+
+
+class RetryPass(Exception):
+    """A pass met transient failures: the queue runs it again with backoff."""
+
+
+def _terminating(namespaces: list[str]) -> Outcome:
+    return Outcome.reconciling(
+        "NamespaceTerminating",
+        f"namespace {', '.join(namespaces)} is being deleted; it is rebuilt when that ends",
+    )
+
+
+def _tenant_blocked(name: str, uid: str, tenant: Tenant) -> Outcome | None:
+    invalid = invalid_quantities(tenant.spec.budget.hard)
+    if invalid:
+        return Outcome.stalled("InvalidSpec", "spec.budget.hard is invalid: " + "; ".join(invalid))
+    for ns in (owner_namespace(name), apps_namespace(name)):
+        why = namespace_conflict(
+            ns, tenant=name, tenant_uid=uid, project=None, record=store.namespaces.get(ns)
+        )
+        if why is not None:
+            return Outcome.stalled("NamespaceConflict", why)
+    return None
+
+
+def _over_message(over: dict[str, tuple[Decimal, Decimal]]) -> str:
+    return "; ".join(
+        f"{k}: projects hold {format_resources({k: w})[k]}, budget is {format_resources({k: h})[k]}"
+        for k, (w, h) in sorted(over.items())
+    )
+
+
+def _tenant_status(
+    body: dict[str, Any],
+    outcome: Outcome,
+    *,
+    namespaces: list[str] | None = None,
+    projects: list[dict[str, Any]] | None = None,
+    claimed: dict[str, Decimal] | None = None,
+    drifted: list[str] | None = None,
+    phase: TenantPhase | None = None,
+) -> TenantStatus:
+    """The Tenant's status, rendered from the pass's outcome and findings. Without
+    `namespaces` (a pass that built nothing) the last known lists are kept."""
+    tenant = Tenant.model_validate(body)
+    name = body["metadata"]["name"]
+    generation = body["metadata"].get("generation")
+    old = body.get("status") or {}
+    extra: list[dict[str, Any]] = []
+    if drifted is not None:
+        extra.append(_drift_condition(tenant, old, drifted, generation))
+    if claimed is not None:
+        over = exceeding(tenant.spec.budget.hard, claimed)
+        extra.append(
+            condition("BudgetExceeded", True, "OverCommitted", _over_message(over), generation)
+            if over
+            else condition("BudgetExceeded", False, "WithinBudget", "", generation)
+        )
+    if phase is None:
+        phase = TenantPhase(outcome.state.value)
+    record_phase("Tenant", name, phase.value)
+    previous = tenant.status
+    return TenantStatus(
+        observed_generation=generation,
+        conditions=render_conditions(old.get("conditions"), outcome, generation, extra),
+        phase=phase,
+        namespaces=namespaces if namespaces is not None else previous.namespaces,
+        namespace_count=len(namespaces) if namespaces is not None else previous.namespace_count,
+        project_count=len(projects) if projects is not None else previous.project_count,
+        usage=_usage(name),
+        allocated=format_resources(claimed) if claimed is not None else previous.allocated,
+        proxy_endpoint=proxy_endpoint(tenant),
+        applications=_application_counts(projects) if projects is not None else None,
+    )
+
+
+def _drift_condition(
+    tenant: Tenant, old: dict[str, Any], drifted: list[str], generation: int | None
+) -> dict[str, Any]:
+    report = tenant.spec.drift_policy == DriftPolicy.REPORT
+    if drifted and report:
+        return condition(
+            "Drifted",
+            True,
+            "DriftDetected",
+            ("differs from the spec: " + "; ".join(drifted))[:2000],
+            generation,
+        )
+    if drifted:
+        return condition(
+            "Drifted", False, "DriftHealed", ("restored " + "; ".join(drifted))[:2000], generation
+        )
+    previous = find(old.get("conditions"), "Drifted")
+    if previous is not None and not (report and is_true(old.get("conditions"), "Drifted")):
+        # Keep the last heal's message until something else happens.
+        return {k: previous[k] for k in ("type", "status", "reason", "message") if k in previous}
+    return condition("Drifted", False, "InSync", "", generation)
+
+
+async def _patch_tenant_status(
+    body: dict[str, Any], status: TenantStatus, *, counted: bool = False
+) -> bool:
+    """Write the status if it changed; return whether it did. `counted`: the pass
+    summed the projects' Application counts (else the last sum stays)."""
+    patch = status_patch(status, exclude=None if counted else {"applications"})
+    if unchanged(body.get("status"), patch):
+        return False
+    store.parents.upsert(
+        await ctx().kube.patch_status(API_VERSION, "Tenant", body["metadata"]["name"], None, patch)
+    )
+    return True
 
 
 def _report_drift(body: dict[str, Any], drifted: list[str], *, healed: bool) -> None:
@@ -233,102 +552,14 @@ def _report_drift(body: dict[str, Any], drifted: list[str], *, healed: bool) -> 
     logger.info("tenant %s: %s", body["metadata"]["name"], message)
 
 
-async def _write_statuses(
-    body: dict[str, Any],
-    *,
-    tenant: Tenant,
-    decisions: list[Decision],
-    project_bodies: list[dict[str, Any]],
-    claimed: dict[str, Decimal],
-    drifted: list[str],
-    errors: list[str],
-) -> None:
-    name = body["metadata"]["name"]
-    generation = body["metadata"].get("generation")
-    spec = tenant.spec
-    old = body.get("status") or {}
-    namespaces = [owner_namespace(name), apps_namespace(name)]
-    for decision in decisions:
-        namespaces.extend(decision.namespaces)
-
-    over = exceeding(spec.budget.hard, claimed)
-    wanted = []
-    if errors:
-        wanted.append(
-            condition("Ready", False, "ApplyFailed", "; ".join(errors)[:2000], generation)
-        )
-    else:
-        wanted.append(
-            condition(
-                "Ready", True, "Reconciled", f"{len(namespaces)} namespaces in place", generation
-            )
-        )
-    if drifted and spec.drift_policy == DriftPolicy.REPORT:
-        wanted.append(
-            condition(
-                "Drifted",
-                True,
-                "DriftDetected",
-                ("differs from the spec: " + "; ".join(drifted))[:2000],
-                generation,
-            )
-        )
-    elif drifted:
-        wanted.append(
-            condition(
-                "Drifted", False, "DriftHealed", "restored " + "; ".join(drifted)[:2000], generation
-            )
-        )
-    elif spec.drift_policy == DriftPolicy.REPORT and is_true(old.get("conditions"), "Drifted"):
-        # Still different unless this pass compared and found nothing.
-        wanted.append(condition("Drifted", False, "InSync", "", generation))
-    elif not find(old.get("conditions"), "Drifted"):
-        wanted.append(condition("Drifted", False, "InSync", "", generation))
-    if over:
-        detail = "; ".join(
-            f"{k}: projects hold {format_resources({k: w})[k]}, budget is "
-            f"{format_resources({k: h})[k]}"
-            for k, (w, h) in sorted(over.items())
-        )
-        wanted.append(condition("BudgetExceeded", True, "OverCommitted", detail, generation))
-    else:
-        wanted.append(condition("BudgetExceeded", False, "WithinBudget", "", generation))
-    refused = [d for d in decisions if not d.admitted]
-    usage = _usage(name)
-    phase = "Ready" if not errors and not refused and not over else "Degraded"
-    status = {
-        "observedGeneration": generation,
-        "phase": phase,
-        "namespaces": namespaces,
-        "namespaceCount": len(namespaces),
-        "projectCount": len(decisions),
-        "usage": usage,
-        "allocated": format_resources(claimed),
-        "proxyEndpoint": proxy_endpoint(tenant),
-        "applications": _application_counts(project_bodies),
-    }
-    status["conditions"] = merge_conditions(old.get("conditions"), wanted)
-    record_phase("Tenant", name, phase)
-    if not same_status(old, status):
-        store.parents.upsert(
-            await ctx().kube.patch_status(API_VERSION, "Tenant", name, None, status)
-        )
-        if over and not is_true(old.get("conditions"), "BudgetExceeded"):
-            events.warning(body, "BudgetExceeded", wanted[-1]["message"])
-
-    by_name = {p["metadata"]["name"]: p for p in project_bodies}
-    for decision in decisions:
-        await _write_project_status(by_name[decision.name], name, decision)
-
-
-def _application_counts(project_bodies: list[dict[str, Any]]) -> dict[str, int] | None:
+def _application_counts(project_bodies: list[dict[str, Any]]) -> ApplicationCounts | None:
     """The sum of the projects' KubeVela Application counts (None: none reported)."""
     reported = [
         ApplicationCounts.model_validate(counts)
         for p in project_bodies
         if (counts := (p.get("status") or {}).get("applications"))
     ]
-    return add_counts(reported).model_dump(by_alias=True) if reported else None
+    return add_counts(reported) if reported else None
 
 
 def _usage(tenant: str) -> dict[str, str]:
@@ -339,40 +570,38 @@ def _usage(tenant: str) -> dict[str, str]:
     return format_resources(sum_resources(used))
 
 
-async def _write_project_status(body: dict[str, Any], tenant: str, decision: Decision) -> None:
+async def write_project_status(
+    body: dict[str, Any],
+    outcome: Outcome,
+    *,
+    tenant: str | None,
+    decision: Decision | None = None,
+) -> None:
+    """Render a Project's outcome into its status (the `applications` counts belong to
+    its VelaSync's controller and are left alone); an Event when its reason changes to
+    a failing one."""
+    project = Project.model_validate(body)
     generation = body["metadata"].get("generation")
     old = body.get("status") or {}
-    if decision.admitted:
-        ready = condition(
-            "Ready",
-            True,
-            "Reconciled",
-            f"{len(decision.namespaces)} namespaces in place",
-            generation,
-        )
-    else:
-        ready = condition("Ready", False, decision.reason, decision.message, generation)
-    status = {
-        "observedGeneration": generation,
-        "tenant": tenant,
-        "namespaces": decision.namespaces,
-        "claimed": format_resources(decision.claim),
-    }
-    status["conditions"] = merge_conditions(old.get("conditions"), [ready])
-    if same_status(old, status):
+    status = ProjectStatus(
+        observed_generation=generation,
+        conditions=render_conditions(old.get("conditions"), outcome, generation),
+        tenant=tenant,
+        namespaces=decision.namespaces if decision else project.status.namespaces,
+        claimed=format_resources(decision.claim) if decision else project.status.claimed,
+    )
+    patch = status_patch(status, exclude={"applications"})
+    if unchanged(old, patch):
         return
+    meta = body["metadata"]
     store.parents.upsert(
         await ctx().kube.patch_status(
-            API_VERSION,
-            "Project",
-            body["metadata"]["name"],
-            body["metadata"]["namespace"],
-            status,
+            API_VERSION, "Project", meta["name"], meta["namespace"], patch
         )
     )
     previous = find(old.get("conditions"), "Ready")
-    if not decision.admitted and (previous is None or previous.get("reason") != decision.reason):
-        events.warning(body, decision.reason, decision.message)
+    if not outcome.is_ready and (previous is None or previous.get("reason") != outcome.reason):
+        events.warning(body, outcome.reason, outcome.message)
 
 
 # --- kopf wiring -------------------------------------------------------------------
@@ -380,35 +609,28 @@ async def _write_project_status(body: dict[str, Any], tenant: str, decision: Dec
 TENANTS = "tenants.v1alpha1.kubenova.io"
 
 
+def trigger_of(previous: dict[str, Any] | None, body: dict[str, Any]) -> str:
+    """ "spec" when the object is new to the operator or its generation moved (a spec
+    change: its differences are not drift), else "event"."""
+    if previous is None:
+        return "spec"
+    if previous["metadata"].get("generation") != body["metadata"].get("generation"):
+        return "spec"
+    if _deleting(body) and not _deleting(previous):
+        return "spec"
+    return "event"
+
+
 @kopf.on.event(TENANTS)
-async def tenant_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+async def tenant_event(event: kopf.RawEvent, body: kopf.Body, name: str, **_: Any) -> None:
+    """Every change of a Tenant asks for a pass; kopf keeps no state of its own on the
+    object (no annotations, no finalizer of its own: ours is added and removed by the
+    pass, see controllers/finalizers.py)."""
     if event.get("type") == "DELETED":
-        store.parents.remove(tenant_key(body["metadata"]["name"]))
-        ctx().queue.forget(body["metadata"]["name"])
-        record_phase("Tenant", body["metadata"]["name"], None)
-    else:
-        store.parents.upsert(dict(body))
-
-
-@kopf.on.resume(TENANTS)
-@kopf.on.create(TENANTS)
-@kopf.on.update(TENANTS)
-@reconciler("tenant")
-async def tenant_changed(name: str, body: kopf.Body, **_: Any) -> None:
-    store.parents.upsert(dict(body))  # the handler may run before the event handler
-    await ctx().queue.run(name, "spec")
-
-
-@kopf.timer(
-    TENANTS, interval=get_settings().resync_seconds, initial_delay=get_settings().resync_seconds
-)
-@reconciler("tenant-resync")
-async def tenant_resync(name: str, **_: Any) -> None:
-    """The safety net: re-check everything from the store (no API reads)."""
-    await ctx().queue.nudge(name, "timer")
-
-
-@kopf.on.delete(TENANTS)
-@reconciler("tenant-delete")
-async def tenant_deleted(name: str, body: kopf.Body, **_: Any) -> None:
-    await teardown_tenant(name, dict(body))
+        store.parents.remove(tenant_key(name))
+        record_phase("Tenant", name, None)
+        ctx().queue.submit(name, "tenant-gone")  # its Projects are now orphans
+        return
+    previous = store.parents.get(tenant_key(name))
+    store.parents.upsert({**body, "kind": "Tenant", "apiVersion": API_VERSION})
+    ctx().queue.submit(name, trigger_of(previous, dict(body)))

@@ -69,7 +69,8 @@ def velasync_key(namespace: str, name: str) -> str:
 
 def _velasync_of(namespace: str) -> str | None:
     """The VelaSync key of the project that `namespace` belongs to, if any."""
-    tenant, project = store.namespace_owners.get(namespace, (None, None))
+    record = store.namespaces.get(namespace)
+    tenant, project = (record.tenant, record.project) if record else (None, None)
     return velasync_key(owner_namespace(tenant), project) if tenant and project else None
 
 

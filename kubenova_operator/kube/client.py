@@ -106,6 +106,20 @@ class Kube:
         )
         return dict(result.to_dict())
 
+    async def create(
+        self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER
+    ) -> dict[str, Any]:
+        """Create `obj`; fails with 409 when it exists. For what must never be taken
+        over by applying onto an object of the same name (namespaces)."""
+        res = await self.resource(obj["apiVersion"], obj["kind"])
+        result = await self.dynamic.create(
+            res,
+            body=obj,
+            namespace=obj["metadata"].get("namespace"),
+            field_manager=field_manager,
+        )
+        return dict(result.to_dict())
+
     async def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> dict[str, Any] | None:

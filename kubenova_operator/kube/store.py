@@ -15,6 +15,7 @@ from typing import Any
 
 from ..api.common import now, parse_time
 from ..resources import labels as L
+from ..resources.ownership import NamespaceRecord
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
@@ -30,6 +31,7 @@ _KEEP_META = (
     "resourceVersion",
     "creationTimestamp",
     "generation",
+    "finalizers",
 )
 
 
@@ -144,6 +146,6 @@ def drop_application(namespace: str, name: str) -> None:
     applications.get(namespace, {}).pop(name, None)
 
 
-# Every namespace of the cluster -> (tenant, project) labels Kubenova put on it, or
-# (None, None): to refuse a Project whose namespace someone else already has.
-namespace_owners: dict[str, tuple[str | None, str | None]] = {}
+# Every namespace of the cluster -> what decides whose it is (resources/ownership.py):
+# a Tenant or Project never takes a namespace somebody else already has.
+namespaces: dict[str, NamespaceRecord] = {}

@@ -13,11 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ..api.common import MAX_NAMESPACE_LENGTH
+from ..api.common import MAX_NAMESPACE_LENGTH, SubjectKind
 from ..api.project import ProjectSpec, project_namespaces
-from ..api.tenant import TenantSpec
+from ..api.tenant import TenantSpec, apps_namespace, owner_namespace
+from .ownership import NamespaceRecord, namespace_conflict
 from .project import project_claim
-from .quantity import exceeding, format_quantity
+from .quantity import exceeding, format_quantity, invalid_quantities
 
 
 @dataclass(frozen=True)
@@ -59,28 +60,68 @@ def _describe_over(
     return "; ".join(parts)
 
 
+def _foreign_service_accounts(spec: ProjectSpec, allowed: set[str]) -> list[str]:
+    return [
+        f"{s.namespace}/{s.name}"
+        for s in (*spec.developers, *spec.viewers)
+        if s.kind == SubjectKind.SERVICE_ACCOUNT and s.namespace not in allowed
+    ]
+
+
+def _invalid_budget(spec: ProjectSpec) -> list[str]:
+    hards = [spec.budget.hard, *(e.hard for e in spec.environments if e.hard is not None)]
+    return [problem for hard in hards for problem in invalid_quantities(hard)]
+
+
+def _first_conflict(
+    names: list[str],
+    *,
+    tenant: str,
+    tenant_uid: str,
+    project: str,
+    taken: set[str],
+    namespaces: Mapping[str, NamespaceRecord],
+) -> str | None:
+    """Why one of the project's namespaces is not its to use, if one is not."""
+    for ns in names:
+        if ns in taken:
+            return f"namespace {ns!r} is also another project's of this tenant"
+        why = namespace_conflict(
+            ns, tenant=tenant, tenant_uid=tenant_uid, project=project, record=namespaces.get(ns)
+        )
+        if why is not None:
+            return why
+    return None
+
+
 def admit_projects(
     tenant: str,
+    tenant_uid: str,
     spec: TenantSpec,
     projects: Sequence[ProjectInput],
-    namespace_owners: Mapping[str, tuple[str | None, str | None]],
+    namespaces: Mapping[str, NamespaceRecord],
+    *,
+    deleting: bool = False,
 ) -> tuple[list[Decision], dict[str, Decimal]]:
     """Decide each project in order (oldest first); return the decisions and the total
     claimed of the tenant budget.
 
-    `namespace_owners` maps existing namespace names to the (tenant, project) labels
-    Kubenova put on them (None, None for a namespace Kubenova does not manage).
+    `namespaces` holds what Kubenova knows of every existing namespace (ownership.py);
+    `deleting`: the Tenant is being deleted, so no project is built any more.
     """
     total: dict[str, Decimal] = {}
     for project in projects:
         _add(total, project.standing)
+    # The tenant's namespaces, wherever a Project may name a ServiceAccount from.
+    tenant_namespaces = {owner_namespace(tenant), apps_namespace(tenant)}.union(
+        *(project_namespaces(tenant, p.name, p.spec) for p in projects)
+    )
     decisions: list[Decision] = []
     admitted_count = 0
     namespace_count = 2  # the tenant's owner and apps namespaces
     taken: set[str] = set()
     for project in projects:
         names = project_namespaces(tenant, project.name, project.spec)
-        claim = project_claim(project.name, tenant, project.spec)
 
         def refuse(
             reason: str, message: str, project: ProjectInput = project, names: list[str] = names
@@ -96,6 +137,10 @@ def admit_projects(
                 )
             )
 
+        invalid = _invalid_budget(project.spec)
+        if invalid:
+            refuse("InvalidBudget", "the project's budget is invalid: " + "; ".join(invalid))
+            continue
         too_long = [ns for ns in names if len(ns) > MAX_NAMESPACE_LENGTH]
         if too_long:
             refuse(
@@ -105,27 +150,29 @@ def admit_projects(
                 "environment name",
             )
             continue
-        clash = next((ns for ns in names if ns in taken), None)
-        if clash is None:
-            clash = next(
-                (
-                    ns
-                    for ns in names
-                    if ns in namespace_owners and namespace_owners[ns] != (tenant, project.name)
-                ),
-                None,
-            )
-        if clash is not None:
-            owner = namespace_owners.get(clash, (None, None))
-            whose = (
-                f"tenant {owner[0]!r}, project {owner[1]!r}"
-                if owner[0]
-                else "nobody in Kubenova (it was created by hand)"
-            )
+        foreign = _foreign_service_accounts(project.spec, tenant_namespaces)
+        if foreign:
             refuse(
-                "NamespaceConflict",
-                f"namespace {clash!r} already exists and belongs "
-                f"to {whose}; Kubenova does not adopt it",
+                "SubjectNotAllowed",
+                "a Project may only name ServiceAccounts of its own tenant's namespaces; "
+                f"not {', '.join(foreign[:5])}",
+            )
+            continue
+        conflict = _first_conflict(
+            names,
+            tenant=tenant,
+            tenant_uid=tenant_uid,
+            project=project.name,
+            taken=taken,
+            namespaces=namespaces,
+        )
+        if conflict is not None:
+            refuse("NamespaceConflict", conflict)
+            continue
+        if deleting and not project.built:
+            refuse(
+                "TenantDeleting",
+                f"tenant {tenant!r} is being deleted: no new project is built in it",
             )
             continue
         if spec.budget.max_projects is not None and admitted_count >= spec.budget.max_projects:
@@ -145,6 +192,7 @@ def admit_projects(
                 f"{spec.budget.max_namespaces}",
             )
             continue
+        claim = project_claim(project.name, tenant, project.spec, spec.budget.hard)
         if claim != dict(project.standing):
             after = dict(total)
             _add(after, project.standing, -1)

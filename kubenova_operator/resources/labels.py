@@ -13,6 +13,10 @@ PLAN = "kubenova.io/plan"
 # workloads) or project.
 NAMESPACE_ROLE = "kubenova.io/namespace-role"
 CAPSULE_TENANT = "capsule.clastix.io/tenant"
+# Namespace annotations: the UID of the Tenant Kubenova created the namespace for (what
+# proves it is that tenant's), and the tenant that released it (deletionPolicy Retain).
+TENANT_UID = "kubenova.io/tenant-uid"
+RELEASED_FROM = "kubenova.io/released-from"
 
 MANAGED_SELECTOR = f"{MANAGED_BY}={MANAGER}"
 

@@ -13,6 +13,7 @@ def namespace(
     name: str,
     *,
     tenant: str,
+    tenant_uid: str,
     tenant_spec: TenantSpec,
     role: str,
     project: str | None = None,
@@ -37,10 +38,13 @@ def namespace(
     }
     if tenant_spec.plan:
         labels[L.PLAN] = tenant_spec.plan
-    annotations = {**tenant_spec.namespace_metadata.annotations, **(extra_annotations or {})}
-    meta: dict[str, Any] = {"name": name, "labels": labels}
-    if annotations:
-        meta["annotations"] = annotations
+    annotations = {
+        **tenant_spec.namespace_metadata.annotations,
+        **(extra_annotations or {}),
+        # What makes the namespace this tenant's (resources/ownership.py).
+        L.TENANT_UID: tenant_uid,
+    }
+    meta: dict[str, Any] = {"name": name, "labels": labels, "annotations": annotations}
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
@@ -55,9 +59,13 @@ RELEASED_LABELS = (
 )
 
 
-def release_patch() -> dict[str, Any]:
+def release_patch(tenant: str | None = None) -> dict[str, Any]:
     """The merge patch that lets go of an object (deletionPolicy Retain): Kubenova's
     identity labels go, so nothing selects or heals it any more; everything else stays,
     Pod Security labels, quotas and NetworkPolicies included, so workloads left behind
-    are not suddenly less isolated than they were."""
-    return {"metadata": {"labels": dict.fromkeys(RELEASED_LABELS)}}
+    are not suddenly less isolated than they were. A namespace also records the tenant
+    that released it: a Tenant of that name created again takes it back."""
+    patch: dict[str, Any] = {"metadata": {"labels": dict.fromkeys(RELEASED_LABELS)}}
+    if tenant is not None:
+        patch["metadata"]["annotations"] = {L.RELEASED_FROM: tenant}
+    return patch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -11,30 +12,37 @@ from . import labels as L
 from .kubevela import namespace_labels, project_binding
 from .namespaces import namespace
 from .quantity import sum_resources
+from .quota import bounded_hard
 from .rbac import role_binding, sa_subject, service_account, subjects
 from .tenant import guardrails, owner_subjects, readonly_subjects
 
 
 def environment_quotas(
-    project: str, tenant: str, spec: ProjectSpec
+    project: str, tenant: str, spec: ProjectSpec, budget: Mapping[str, str | int]
 ) -> list[tuple[str, str | None, dict[str, str | int]]]:
-    """(namespace, environment, quota hard) for each of the project's namespaces."""
+    """(namespace, environment, quota hard) for each of the project's namespaces.
+
+    `budget` is the tenant's: whatever of it the project's budget leaves out, the
+    project's namespaces get zero of (see quota.bounded_hard).
+    """
     names = project_namespaces(tenant, project, spec)
     if not spec.environments:
-        return [(names[0], None, dict(spec.budget.hard))]
+        return [(names[0], None, bounded_hard(spec.budget.hard, budget))]
     return [
-        (ns, env.name, dict(env.hard if env.hard is not None else spec.budget.hard))
+        (ns, env.name, bounded_hard(env.hard if env.hard is not None else spec.budget.hard, budget))
         for ns, env in zip(names, spec.environments, strict=True)
     ]
 
 
-def project_claim(project: str, tenant: str, spec: ProjectSpec) -> dict[str, Decimal]:
+def project_claim(
+    project: str, tenant: str, spec: ProjectSpec, budget: Mapping[str, str | int]
+) -> dict[str, Decimal]:
     """What the project takes from its tenant's budget: the sum of its quotas."""
-    return sum_resources(hard for _, _, hard in environment_quotas(project, tenant, spec))
+    return sum_resources(hard for _, _, hard in environment_quotas(project, tenant, spec, budget))
 
 
 def project_children(
-    project: str, tenant: str, tenant_spec: TenantSpec, spec: ProjectSpec
+    project: str, tenant: str, tenant_uid: str, tenant_spec: TenantSpec, spec: ProjectSpec
 ) -> list[dict[str, Any]]:
     owner_ns = owner_namespace(tenant)
     deployer = L.deployer_sa(project)
@@ -44,11 +52,12 @@ def project_children(
     out: list[dict[str, Any]] = [
         service_account(deployer, owner_ns, tenant=tenant, project=project)
     ]
-    for ns, env, hard in environment_quotas(project, tenant, spec):
+    for ns, env, hard in environment_quotas(project, tenant, spec, tenant_spec.budget.hard):
         out.append(
             namespace(
                 ns,
                 tenant=tenant,
+                tenant_uid=tenant_uid,
                 tenant_spec=tenant_spec,
                 role="project",
                 project=project,

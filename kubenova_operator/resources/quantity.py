@@ -86,12 +86,45 @@ def exceeding(
     """The budget keys that `claims` go over: key -> (claimed, budget). Keys the budget
     does not limit are unlimited."""
     over: dict[str, tuple[Decimal, Decimal]] = {}
-    for key, limit in budget.items():
+    for key, limit in canonical_hard(budget).items():
         have = parse_quantity(limit)
         want = claims.get(key, Decimal(0))
         if want > have:
             over[key] = (want, have)
     return over
+
+
+# ResourceQuota treats these as the same resource as their `requests.` form.
+_ALIASES = {
+    "cpu": "requests.cpu",
+    "memory": "requests.memory",
+    "ephemeral-storage": "requests.ephemeral-storage",
+}
+
+
+def canonical_resource(key: str) -> str:
+    """The name ResourceQuota means by `key` (`cpu` is `requests.cpu`)."""
+    return _ALIASES.get(key, key)
+
+
+def canonical_hard(hard: Mapping[str, str | int]) -> dict[str, str | int]:
+    """A quota's hard limits under canonical names (admission refuses a map naming both
+    an alias and its canonical form)."""
+    return {canonical_resource(key): value for key, value in hard.items()}
+
+
+def invalid_quantities(hard: Mapping[str, str | int]) -> list[str]:
+    """What in `hard` cannot be a budget: unreadable or negative quantities. The CRD
+    refuses these at admission; the budget arithmetic refuses them again, because a
+    negative claim would hand its amount to the other namespaces."""
+    problems = []
+    for key, value in sorted(hard.items()):
+        try:
+            if parse_quantity(value) < 0:
+                problems.append(f"{key}: {value} is negative")
+        except QuantityError:
+            problems.append(f"{key}: {value!r} is not a quantity")
+    return problems
 
 
 def equal_quantities(a: str | int, b: str | int) -> bool:

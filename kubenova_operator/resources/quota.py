@@ -7,6 +7,7 @@ from typing import Any
 
 from ..api.tenant import ContainerLimits
 from . import labels as L
+from .quantity import canonical_hard
 
 QUOTA_NAME = "kubenova-quota"
 LIMITS_NAME = "kubenova-limits"
@@ -18,6 +19,44 @@ OWNER_NAMESPACE_HARD: dict[str, str] = {
     "services": "0",
     "persistentvolumeclaims": "0",
 }
+# Object counts of what Kubenova itself (and the owner, through Projects and requests)
+# keeps in the owner namespace: a budget naming them does not bind that namespace, or
+# Kubenova could not deliver kubeconfigs there.
+OWNER_NAMESPACE_UNCHARGED = frozenset(
+    {
+        "secrets",
+        "configmaps",
+        "count/secrets",
+        "count/configmaps",
+        "count/serviceaccounts",
+        "count/events",
+        "count/rolebindings.rbac.authorization.k8s.io",
+        "count/projects.kubenova.io",
+        "count/kubeconfigrequests.kubenova.io",
+    }
+)
+
+
+def owner_namespace_hard(budget: Mapping[str, str | int]) -> dict[str, str]:
+    """The owner namespace's quota: no workloads, and nothing of what the tenant's
+    budget names (but the object counts above)."""
+    hard = dict(OWNER_NAMESPACE_HARD)
+    for key in canonical_hard(budget):
+        if key not in OWNER_NAMESPACE_UNCHARGED:
+            hard[key] = "0"
+    return hard
+
+
+def bounded_hard(
+    asked: Mapping[str, str | int], budget: Mapping[str, str | int]
+) -> dict[str, str | int]:
+    """A workload namespace's quota: what was asked for (under canonical names), and
+    zero of every resource the tenant's budget names that the ask leaves out, so no
+    namespace of a tenant is unbounded in anything its budget bounds."""
+    hard = canonical_hard(asked)
+    for key in canonical_hard(budget):
+        hard.setdefault(key, "0")
+    return hard
 
 
 def resource_quota(

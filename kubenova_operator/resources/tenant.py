@@ -11,8 +11,8 @@ from . import labels as L
 from .credentials import default_requests
 from .namespaces import namespace
 from .network_policies import network_policies
-from .quantity import format_quantity, parse_quantity
-from .quota import OWNER_NAMESPACE_HARD, limit_range, resource_quota
+from .quantity import canonical_hard, format_quantity, parse_quantity
+from .quota import limit_range, owner_namespace_hard, resource_quota
 from .rbac import (
     role_binding,
     sa_subject,
@@ -60,28 +60,33 @@ def apps_quota(spec: TenantSpec, claimed: Mapping[str, Decimal]) -> dict[str, st
     """The tenant's apps namespace gets what its Projects leave of the budget (never
     below zero: an over-committed budget is reported, not enforced by deleting)."""
     hard: dict[str, str] = {}
-    for key, limit in spec.budget.hard.items():
+    for key, limit in canonical_hard(spec.budget.hard).items():
         left = parse_quantity(limit) - claimed.get(key, Decimal(0))
         hard[key] = format_quantity(max(left, Decimal(0)))
     return hard
 
 
 def tenant_children(
-    tenant: str, spec: TenantSpec, claimed: Mapping[str, Decimal]
+    tenant: str, tenant_uid: str, spec: TenantSpec, claimed: Mapping[str, Decimal]
 ) -> list[dict[str, Any]]:
     """The desired children of a Tenant (its own two namespaces; Projects build theirs).
 
-    `claimed` is what the tenant's admitted Projects hold of its budget.
+    `claimed` is what the tenant's admitted Projects hold of its budget; `tenant_uid`
+    marks the namespaces as the tenant's.
     """
     owner_ns, apps_ns = owner_namespace(tenant), apps_namespace(tenant)
     owners, readers = owner_subjects(tenant, spec), readonly_subjects(tenant, spec)
     out: list[dict[str, Any]] = [
-        namespace(owner_ns, tenant=tenant, tenant_spec=spec, role="owner"),
-        namespace(apps_ns, tenant=tenant, tenant_spec=spec, role="apps"),
+        namespace(owner_ns, tenant=tenant, tenant_uid=tenant_uid, tenant_spec=spec, role="owner"),
+        namespace(apps_ns, tenant=tenant, tenant_uid=tenant_uid, tenant_spec=spec, role="apps"),
         service_account(L.OWNER_SA, owner_ns, tenant=tenant),
         service_account(L.READONLY_SA, owner_ns, tenant=tenant),
     ]
-    for ns, hard in ((owner_ns, OWNER_NAMESPACE_HARD), (apps_ns, apps_quota(spec, claimed))):
+    quotas = (
+        (owner_ns, owner_namespace_hard(spec.budget.hard)),
+        (apps_ns, apps_quota(spec, claimed)),
+    )
+    for ns, hard in quotas:
         out.extend(guardrails(ns, tenant=tenant, spec=spec, hard=hard))
         out.append(role_binding(L.ROLE_TENANT_OWNER, ns, owners, tenant=tenant))
         out.append(role_binding(L.ROLE_READONLY, ns, readers, tenant=tenant))

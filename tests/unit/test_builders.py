@@ -11,6 +11,8 @@ from kubenova_operator.resources import labels as L
 from kubenova_operator.resources.project import project_children, project_claim
 from kubenova_operator.resources.tenant import apps_quota, tenant_children
 
+UID = "5f0c9e0e-1c7a-4d7b-9a53-2b8e8d1c4f10"
+
 
 def _by(objs: list[dict[str, Any]], kind: str) -> dict[tuple[str, str], dict[str, Any]]:
     return {
@@ -32,7 +34,7 @@ def test_tenant_gets_two_namespaces_with_guardrails() -> None:
         namespaceMetadata={"labels": {"team": "acme"}},
         budget={"hard": {"requests.cpu": "4"}},
     )
-    objs = tenant_children("acme", spec, {})
+    objs = tenant_children("acme", UID, spec, {})
     namespaces = _by(objs, "Namespace")
     assert set(namespaces) == {("", "acme-owner"), ("", "acme-apps")}
     labels = namespaces[("", "acme-apps")]["metadata"]["labels"]
@@ -66,9 +68,11 @@ def test_tenant_gets_two_namespaces_with_guardrails() -> None:
 
 
 def test_network_isolation_modes() -> None:
-    none = tenant_children("t", tenant_spec(networkIsolation="None"), {})
+    none = tenant_children("t", UID, tenant_spec(networkIsolation="None"), {})
     assert not _by(none, "NetworkPolicy")
-    strict = _by(tenant_children("t", tenant_spec(networkIsolation="Strict"), {}), "NetworkPolicy")
+    strict = _by(
+        tenant_children("t", UID, tenant_spec(networkIsolation="Strict"), {}), "NetworkPolicy"
+    )
     spec = strict[("t-apps", "kubenova-strict-isolation")]["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert spec["ingress"] == [{"from": [{"podSelector": {}}]}]
@@ -89,7 +93,7 @@ def test_project_namespaces_and_roles() -> None:
             "developers": [{"kind": "User", "name": "bob"}],
         }
     )
-    objs = project_children("web", "acme", tspec, pspec)
+    objs = project_children("web", "acme", UID, tspec, pspec)
     assert set(_by(objs, "Namespace")) == {("", "acme-web-dev"), ("", "acme-web-prod")}
     quotas = _by(objs, "ResourceQuota")
     assert quotas[("acme-web-prod", "kubenova-quota")]["spec"]["hard"] == {"requests.cpu": "2"}
@@ -98,12 +102,12 @@ def test_project_namespaces_and_roles() -> None:
         app_users
     )
     assert {"kind": "User", "name": "bob", "apiGroup": "rbac.authorization.k8s.io"} in app_users
-    assert project_claim("web", "acme", pspec) == {"requests.cpu": Decimal(3)}
+    assert project_claim("web", "acme", pspec, tspec.budget.hard) == {"requests.cpu": Decimal(3)}
     labels = _by(objs, "Namespace")[("", "acme-web-prod")]["metadata"]["labels"]
     assert labels[L.PROJECT] == "web" and labels[L.ENVIRONMENT] == "prod"
 
 
 def test_single_namespace_project() -> None:
-    objs = project_children("api", "acme", tenant_spec(), ProjectSpec())
+    objs = project_children("api", "acme", UID, tenant_spec(), ProjectSpec())
     assert set(_by(objs, "Namespace")) == {("", "acme-api")}
     assert not _by(objs, "ResourceQuota")  # no budget, no quota

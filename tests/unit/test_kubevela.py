@@ -181,7 +181,7 @@ def test_project_footprint_is_what_velaux_would_make() -> None:
     spec = ProjectSpec.model_validate(
         {"environments": [{"name": "dev"}], "developers": [{"kind": "User", "name": "bob"}]}
     )
-    objs = project_children("shop", "acme", TenantSpec(), spec)
+    objs = project_children("shop", "acme", "uid-acme", TenantSpec(), spec)
     ns = next(o for o in objs if o["kind"] == "Namespace")
     assert ns["metadata"]["labels"]["namespace.oam.dev/env"] == "shop-dev"
     assert ns["metadata"]["labels"]["usage.oam.dev/control-plane"] == "env"
