@@ -133,7 +133,7 @@ class KubeConfigRequestStatus(StatusBase):
     server: str | None = Field(default=None, description="The API endpoint in the kubeconfig.")
     secret_name: str | None = Field(default=None, description="Where the kubeconfig is.")
     token_source: str | None = Field(
-        default=None, description="TokenRequest, or LegacySecret on clusters without it."
+        default=None, description="Where the token came from: the TokenRequest API."
     )
     kubeconfig: str | None = Field(
         default=None,

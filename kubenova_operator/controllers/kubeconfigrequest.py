@@ -17,7 +17,12 @@ from typing import Any
 import kopf
 
 from ..api.common import API_VERSION, now
-from ..api.kubeconfigrequest import CredentialRole, DeliveryMode, KubeConfigRequest
+from ..api.kubeconfigrequest import (
+    CredentialRole,
+    DeliveryMode,
+    KubeConfigRequest,
+    KubeConfigRequestStatus,
+)
 from ..api.project import Project, project_namespaces
 from ..api.tenant import Tenant, apps_namespace, tenant_of_owner_namespace
 from ..config import get_settings
@@ -25,11 +30,11 @@ from ..credentials.kubeconfig import render_kubeconfig
 from ..credentials.rotation import issue_reason, renew_at, seconds_until
 from ..credentials.sealing import InvalidPublicKey, load_public_key, seal
 from ..credentials.tokens import (
+    BINDING_SUFFIX,
     IssuedToken,
     ServiceAccountNotFound,
     binding_secret,
     binding_secret_name,
-    legacy_secret_name,
     request_token,
 )
 from ..kube import store
@@ -37,8 +42,9 @@ from ..observability.metrics import CREDENTIAL_EXPIRY, TOKENS_ISSUED, TOKENS_REV
 from ..observability.reconcile import reconciler
 from ..resources import labels as L
 from . import events
-from .conditions import condition, find, merge_conditions, same_status
+from .conditions import find
 from .context import ctx
+from .outcome import Outcome, render_conditions, status_patch, unchanged
 from .tenant import proxy_endpoint, tenant_key
 from .wiring import level_triggered, watched_as_child
 
@@ -48,12 +54,20 @@ _expiries: dict[tuple[str, str], datetime] = {}
 
 
 class Refused(Exception):
-    """The request cannot be served as it is: Ready=False with this reason."""
+    """The request cannot be served as it is: Stalled with this reason (a human has to
+    change the request or its tenant), or, `waiting`, Reconciling (something it needs
+    is still being built; the rotation timer looks again)."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, waiting: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.waiting = waiting
+
+    def outcome(self) -> Outcome:
+        if self.waiting:
+            return Outcome.reconciling(self.reason, self.message)
+        return Outcome.stalled(self.reason, self.message)
 
 
 def _owner_ref(body: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +110,9 @@ def _target(request: KubeConfigRequest, tenant: str, namespace: str) -> tuple[st
         )
     built = (project.get("status") or {}).get("namespaces") or []
     if not built:
-        raise Refused("ProjectNotReady", f"Project {spec.project!r} has no namespaces yet")
+        raise Refused(
+            "ProjectNotReady", f"Project {spec.project!r} has no namespaces yet", waiting=True
+        )
     names = project_namespaces(tenant, spec.project or "", Project.model_validate(project).spec)
     return L.deployer_sa(spec.project or ""), names[0]
 
@@ -162,13 +178,14 @@ async def _new_kubeconfig(
             seconds=ttl,
             bound_secret=binding_secret_name(name),
             bound_uid=binding["metadata"]["uid"],
-            request=name,
         )
     except ServiceAccountNotFound as missing:
         # Its tenant's pass creates it (or it is being torn down with the tenant):
         # reported, and retried by the rotation timer.
         raise Refused(
-            "ServiceAccountNotFound", f"{missing}; the kubeconfig is issued once it does"
+            "ServiceAccountNotFound",
+            f"{missing}; the kubeconfig is issued once it does",
+            waiting=True,
         ) from missing
     kubeconfig = render_kubeconfig(
         name=f"{tenant_name}-{request.spec.role}",
@@ -193,18 +210,7 @@ async def reconcile_request(body: dict[str, Any]) -> float | None:
                 return None
             return await _issue_if_due(body, request, tenant, tenant_name)
         except Refused as refused:
-            await _write_status(
-                body,
-                old,
-                {},
-                condition(
-                    "Ready",
-                    False,
-                    refused.reason,
-                    refused.message,
-                    body["metadata"].get("generation"),
-                ),
-            )
+            await _write_status(body, old, request.status, refused.outcome())
             return None
 
 
@@ -264,6 +270,10 @@ async def _issue(
 ) -> float:
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
+    encrypted = request.spec.delivery.mode == DeliveryMode.ENCRYPTED
+    secret_name = None if encrypted else request.spec.delivery.secret_name or f"{name}-kubeconfig"
+    if secret_name is not None:
+        await _check_delivery_target(body, request, secret_name)
     kubeconfig, token = await _new_kubeconfig(
         body,
         request,
@@ -275,49 +285,35 @@ async def _issue(
     )
     issued_at = now()
     expires_at = token.expires_at or None
-    server = proxy_endpoint(tenant)
-    status: dict[str, Any] = {
-        "issuedAt": issued_at.isoformat().replace("+00:00", "Z"),
-        "expiresAt": expires_at.isoformat().replace("+00:00", "Z") if expires_at else None,
-        "rotations": request.status.rotations + (0 if reason == "initial" else 1),
-        "server": server,
-        "tokenSource": token.source,
-    }
-    if request.spec.delivery.mode == DeliveryMode.ENCRYPTED:
-        status["kubeconfig"] = seal(kubeconfig.encode(), request.spec.recipient_public_key or "")
-        status["secretName"] = None
-    else:
-        secret_name = request.spec.delivery.secret_name or f"{name}-kubeconfig"
+    expires = expires_at.isoformat().replace("+00:00", "Z") if expires_at else "never"
+    if secret_name is not None:
         await _deliver_secret(
             body,
             request,
             secret_name=secret_name,
             kubeconfig=kubeconfig,
-            status=status,
+            issued_at=issued_at.isoformat().replace("+00:00", "Z"),
+            expires=expires,
             tenant=tenant_name,
         )
-        status["secretName"] = secret_name
-        status["kubeconfig"] = None
+    status = KubeConfigRequestStatus(
+        issued_at=issued_at,
+        expires_at=expires_at,
+        rotations=request.status.rotations + (0 if reason == "initial" else 1),
+        server=proxy_endpoint(tenant),
+        secret_name=secret_name,
+        token_source=token.source,
+        kubeconfig=seal(kubeconfig.encode(), request.spec.recipient_public_key or "")
+        if encrypted
+        else None,
+    )
     TOKENS_ISSUED.labels(request.spec.role, reason).inc()
-    message = f"token for {namespace}/{service_account} expires at {status['expiresAt']}"
-    ready = condition("Ready", True, "Issued", message, meta.get("generation"))
-    extra = []
-    if token.source != "TokenRequest":
-        extra.append(
-            condition(
-                "TokenRequestAvailable",
-                False,
-                "LegacyTokenSecret",
-                "the cluster has no TokenRequest API: a legacy ServiceAccount "
-                "token Secret is used (it does not expire)",
-                meta.get("generation"),
-            )
-        )
-    await _write_status(body, body.get("status") or {}, status, ready, *extra)
+    message = f"token for {namespace}/{service_account} expires at {expires}"
+    await _write_status(body, body.get("status") or {}, status, Outcome.ready(message, "Issued"))
     events.normal(
         body,
         "Rotated" if reason == "rotation" else "Issued",
-        f"kubeconfig ({reason}) for {service_account}, expires {status['expiresAt']}",
+        f"kubeconfig ({reason}) for {service_account}, expires {expires}",
     )
     if expires_at is None:
         return 3600.0
@@ -328,13 +324,49 @@ async def _issue(
     )
 
 
+def _key_owner_annotation(key: str) -> str:
+    return f"kubenova.io/{key}.request"
+
+
+async def _check_delivery_target(
+    body: dict[str, Any], request: KubeConfigRequest, secret_name: str
+) -> None:
+    """A request delivers only into a Secret that is free or already its own for that
+    key: never into a Secret somebody else made, a token-binding Secret, or a key that
+    another request (a tenant default included) writes."""
+    meta = body["metadata"]
+    existing = await ctx().kube.get("v1", "Secret", secret_name, meta["namespace"])
+    if existing is None:
+        return
+    key = request.spec.delivery.secret_key
+    labels = existing["metadata"].get("labels") or {}
+    annotations = existing["metadata"].get("annotations") or {}
+    owner = annotations.get(_key_owner_annotation(key))
+    if secret_name.endswith(BINDING_SUFFIX) or labels.get(L.MANAGED_BY) != L.MANAGER:
+        why = (
+            "it is a token-binding Secret"
+            if secret_name.endswith(BINDING_SUFFIX)
+            else ("it was not created by Kubenova")
+        )
+    elif owner is not None and owner != meta["name"]:
+        why = f"its key {key!r} is delivered by KubeConfigRequest {owner!r}"
+    else:
+        return
+    raise Refused(
+        "DeliveryConflict",
+        f"cannot deliver into Secret {secret_name!r}: {why}; choose another "
+        "spec.delivery.secretName or secretKey",
+    )
+
+
 async def _deliver_secret(
     body: dict[str, Any],
     request: KubeConfigRequest,
     *,
     secret_name: str,
     kubeconfig: str,
-    status: dict[str, Any],
+    issued_at: str,
+    expires: str,
     tenant: str,
 ) -> None:
     meta = body["metadata"]
@@ -348,8 +380,9 @@ async def _deliver_secret(
             "namespace": meta["namespace"],
             "labels": L.managed_labels(tenant),
             "annotations": {
-                f"kubenova.io/{key}.issued-at": status["issuedAt"],
-                f"kubenova.io/{key}.expires-at": status["expiresAt"] or "never",
+                f"kubenova.io/{key}.issued-at": issued_at,
+                f"kubenova.io/{key}.expires-at": expires,
+                _key_owner_annotation(key): meta["name"],
             },
             "ownerReferences": [{**_owner_ref(body), "controller": False}],
         },
@@ -369,7 +402,6 @@ async def _revoke(body: dict[str, Any], request: KubeConfigRequest, tenant: str)
     old = body.get("status") or {}
     already = (find(old.get("conditions"), "Ready") or {}).get("reason") == "Revoked"
     await kube.delete("v1", "Secret", binding_secret_name(name), namespace)
-    await kube.delete("v1", "Secret", legacy_secret_name(name), namespace)
     secret_name = old.get("secretName")
     if secret_name:
         # Applying nothing under the request's field manager removes what it wrote (the
@@ -383,16 +415,13 @@ async def _revoke(body: dict[str, Any], request: KubeConfigRequest, tenant: str)
             field_manager=f"kubenova-kcr-{name}"[:128],
         )
     _expiries.pop((namespace, name), None)
+    status = request.status.model_copy(update={"kubeconfig": None, "secret_name": None})
     await _write_status(
         body,
         old,
-        {"kubeconfig": None, "secretName": None},
-        condition(
-            "Ready",
-            False,
-            "Revoked",
-            "spec.revoked is true: every token issued for this request is invalid",
-            meta.get("generation"),
+        status,
+        Outcome.stalled(
+            "Revoked", "spec.revoked is true: every token issued for this request is invalid"
         ),
     )
     if not already:
@@ -401,20 +430,26 @@ async def _revoke(body: dict[str, Any], request: KubeConfigRequest, tenant: str)
 
 
 async def _write_status(
-    body: dict[str, Any], old: dict[str, Any], fields: dict[str, Any], *conditions: dict[str, Any]
+    body: dict[str, Any],
+    old: dict[str, Any],
+    status: KubeConfigRequestStatus,
+    outcome: Outcome,
 ) -> None:
+    """The request's status, rendered from `status` (its own fields) and the outcome;
+    written when it changed, with a Warning Event when a refusal is new."""
     meta = body["metadata"]
-    status = {**fields, "observedGeneration": meta.get("generation")}
-    status["conditions"] = merge_conditions(old.get("conditions"), list(conditions))
-    if same_status(old, status):
+    generation = meta.get("generation")
+    status.observed_generation = generation
+    status.conditions = render_conditions(old.get("conditions"), outcome, generation)
+    patch = status_patch(status)
+    if unchanged(old, patch):
         return
     await ctx().kube.patch_status(
-        API_VERSION, "KubeConfigRequest", meta["name"], meta["namespace"], status
+        API_VERSION, "KubeConfigRequest", meta["name"], meta["namespace"], patch
     )
-    if (find(old.get("conditions"), "Ready") or {}).get("reason") != conditions[0][
-        "reason"
-    ] and conditions[0]["status"] == "False":
-        events.warning(body, conditions[0]["reason"], conditions[0]["message"])
+    previous = (find(old.get("conditions"), "Ready") or {}).get("reason")
+    if previous != outcome.reason and not outcome.is_ready and outcome.reason != "Revoked":
+        events.warning(body, outcome.reason, outcome.message)
 
 
 # --- kopf wiring -------------------------------------------------------------------
