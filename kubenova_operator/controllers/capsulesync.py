@@ -10,8 +10,9 @@ import kopf
 
 from ..api.common import API_VERSION, now
 from ..integrations import CAPSULE
-from .conditions import condition, merge_conditions, same_status
+from .conditions import condition, same_status
 from .context import ctx
+from .outcome import Outcome, render_conditions
 from .wiring import level_triggered, watched_as_child
 
 CAPSULESYNCS = "capsulesyncs.v1alpha1.kubenova.io"
@@ -30,24 +31,26 @@ async def reconcile_capsulesync(body: dict[str, Any]) -> None:
             f"{peer.kind} ({peer.api_version}) is served",
             generation,
         )
-        ready = condition(
-            "Ready",
-            False,
+        outcome = Outcome.stalled(
             "SyncNotImplemented",
             f"{peer.name} is installed; this Kubenova version reports it but "
             "does not sync to it yet",
-            generation,
         )
     else:
         available = condition(
             "Available", False, peer.missing_reason, peer.missing_message(), generation
         )
-        ready = condition("Ready", False, peer.missing_reason, peer.missing_message(), generation)
+        # Not an error of the CapsuleSync's: a human installs Capsule (or not), and
+        # the next resync notices.
+        outcome = Outcome.stalled(peer.missing_reason, peer.missing_message())
     old = body.get("status") or {}
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "available": installed,
-        "conditions": merge_conditions(old.get("conditions"), [available, ready]),
+        "conditions": [
+            c.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for c in render_conditions(old.get("conditions"), outcome, generation, [available])
+        ],
     }
     if installed:
         status["apiVersion"] = peer.api_version

@@ -42,8 +42,9 @@ from ..observability.metrics import APPLICATIONS_BY_PHASE
 from ..resources import labels as L
 from . import events
 from .children import RELISTS, observe_child
-from .conditions import condition, merge_conditions, same_status
+from .conditions import condition, same_status
 from .context import ctx
+from .outcome import Outcome, render_conditions
 from .tenant import tenant_key
 from .wiring import level_triggered
 
@@ -195,32 +196,30 @@ async def reconcile_velasync(key: str, triggers: frozenset[str]) -> None:
     counts = None
     if not installed:
         _export(key, [], project_name)
-        wanted = [
+        outcome = Outcome.stalled(KUBEVELA.missing_reason, KUBEVELA.missing_message())
+        extra = [
             condition(
                 "Available", False, KUBEVELA.missing_reason, KUBEVELA.missing_message(), generation
-            ),
-            condition(
-                "Ready", False, KUBEVELA.missing_reason, KUBEVELA.missing_message(), generation
-            ),
+            )
         ]
     else:
         summaries = _summaries(namespaces, previous)
         counts = count(summaries)
-        wanted = [
+        outcome = (
+            Outcome.ready(
+                f"{counts.total} Applications in {len(namespaces)} namespaces", reason="Synced"
+            )
+            if namespaces
+            else Outcome.reconciling(
+                "ProjectNotReady", f"Project {project_name} has no namespaces yet"
+            )
+        )
+        extra = [
             condition(
                 "Available",
                 True,
                 "KubeVelaFound",
                 f"Application ({KUBEVELA.api_version}) is served",
-                generation,
-            ),
-            condition(
-                "Ready",
-                bool(namespaces),
-                "Synced" if namespaces else "ProjectNotReady",
-                f"{counts.total} Applications in {len(namespaces)} namespaces"
-                if namespaces
-                else f"Project {project_name} has no namespaces yet",
                 generation,
             ),
             condition(
@@ -246,7 +245,10 @@ async def reconcile_velasync(key: str, triggers: frozenset[str]) -> None:
             for s in summaries[:MAX_SUMMARIES]
         ],
         "counts": counts.model_dump(by_alias=True) if counts else None,
-        "conditions": merge_conditions(old.get("conditions"), wanted),
+        "conditions": [
+            c.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for c in render_conditions(old.get("conditions"), outcome, generation, extra)
+        ],
     }
     if not same_status(old, status):
         status["lastSyncTime"] = now().isoformat().replace("+00:00", "Z")
