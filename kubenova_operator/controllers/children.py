@@ -17,12 +17,14 @@ from typing import Any
 import kopf
 
 from ..api.common import API_VERSION
+from ..api.tenant import tenant_of_owner_namespace
 from ..integrations.kubevela import APPLICATION_API
 from ..kube import store
 from ..kube.diff import describe
 from ..kube.kinds import CHILD_RESOURCES, VELA_CHILD_RESOURCES, child_kinds
 from ..resources import labels as L
 from ..resources.ownership import NamespaceRecord
+from .conditions import find
 from .context import ctx
 from .tenant import tenant_key
 
@@ -58,10 +60,28 @@ async def namespace_event(event: kopf.RawEvent, body: kopf.Body, name: str, **_:
     labels = body.get("metadata", {}).get("labels") or {}
     if event.get("type") == "DELETED":
         store.namespaces.pop(name, None)
+        _recheck_conflicts(name)
     else:
         store.namespaces[name] = NamespaceRecord.of(body)
     if labels.get(L.MANAGED_BY) == L.MANAGER or store.children.get(("Namespace", "", name)):
         await observe_child(event, dict(body))
+
+
+def _recheck_conflicts(namespace: str) -> None:
+    """A namespace that was in a Tenant's or Project's way is gone: their tenants get
+    a pass now (a Stalled object waits for exactly this kind of change)."""
+    quoted = repr(namespace)
+    for parent in (*store.parents.of_kind("Tenant"), *store.parents.of_kind("Project")):
+        ready = find((parent.get("status") or {}).get("conditions"), "Ready") or {}
+        if ready.get("reason") == "NamespaceConflict" and quoted in ready.get("message", ""):
+            meta = parent["metadata"]
+            tenant = (
+                tenant_of_owner_namespace(meta["namespace"])
+                if meta.get("namespace")
+                else meta["name"]
+            )
+            if tenant:
+                ctx().queue.submit(tenant, "namespace-freed")
 
 
 async def prime_stores() -> None:

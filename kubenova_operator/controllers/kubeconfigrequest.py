@@ -109,6 +109,12 @@ def _target(request: KubeConfigRequest, tenant: str, namespace: str) -> tuple[st
             "ProjectNotFound", f"there is no Project {spec.project!r} in namespace {namespace!r}"
         )
     built = (project.get("status") or {}).get("namespaces") or []
+    stalled = find((project.get("status") or {}).get("conditions"), "Stalled") or {}
+    if not built and stalled.get("status") == "True":
+        raise Refused(
+            "ProjectNotReady",
+            f"Project {spec.project!r} is stalled ({stalled.get('reason')}): fix the Project first",
+        )
     if not built:
         raise Refused(
             "ProjectNotReady", f"Project {spec.project!r} has no namespaces yet", waiting=True

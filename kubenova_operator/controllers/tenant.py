@@ -264,6 +264,8 @@ async def _without_tenant(name: str, project_bodies: list[dict[str, Any]]) -> No
             "namespace '<tenant>-owner' of an existing Tenant",
         )
         await write_project_status(project, outcome, tenant=None)
+    if not project_bodies:
+        ctx().queue.forget(name)  # nothing left to look after under this name
 
 
 async def _delete_tenant(
@@ -308,7 +310,8 @@ async def _build(
     # budget is unreadable. Decided before anything is written.
     blocked = _tenant_blocked(name, uid, tenant)
     if blocked is not None:
-        await _patch_tenant_status(body, _tenant_status(body, blocked))
+        if await _patch_tenant_status(body, _tenant_status(body, blocked)):
+            _announce(body, blocked)
         for project in project_bodies:
             await write_project_status(
                 project,
@@ -381,6 +384,8 @@ async def _build(
     )
     over = exceeding(spec.budget.hard, claimed)
     written = await _patch_tenant_status(body, status, counted=True)
+    if written:
+        _announce(body, outcome)
     if written and over and not is_true(old_status.get("conditions"), "BudgetExceeded"):
         events.warning(body, "BudgetExceeded", _over_message(over))
     for decision in decisions:
@@ -537,6 +542,13 @@ async def _patch_tenant_status(
         await ctx().kube.patch_status(API_VERSION, "Tenant", body["metadata"]["name"], None, patch)
     )
     return True
+
+
+def _announce(body: dict[str, Any], outcome: Outcome) -> None:
+    """A Warning Event when the Tenant's Ready reason turns to a failing one."""
+    previous = find((body.get("status") or {}).get("conditions"), "Ready") or {}
+    if not outcome.is_ready and previous.get("reason") != outcome.reason:
+        events.warning(body, outcome.reason, outcome.message)
 
 
 def _report_drift(body: dict[str, Any], drifted: list[str], *, healed: bool) -> None:

@@ -100,22 +100,22 @@ def admit_projects(
     spec: TenantSpec,
     projects: Sequence[ProjectInput],
     namespaces: Mapping[str, NamespaceRecord],
-    *,
-    deleting: bool = False,
 ) -> tuple[list[Decision], dict[str, Decimal]]:
     """Decide each project in order (oldest first); return the decisions and the total
     claimed of the tenant budget.
 
-    `namespaces` holds what Kubenova knows of every existing namespace (ownership.py);
-    `deleting`: the Tenant is being deleted, so no project is built any more.
+    `namespaces` holds what Kubenova knows of every existing namespace (ownership.py).
     """
     total: dict[str, Decimal] = {}
     for project in projects:
         _add(total, project.standing)
-    # The tenant's namespaces, wherever a Project may name a ServiceAccount from.
-    tenant_namespaces = {owner_namespace(tenant), apps_namespace(tenant)}.union(
-        *(project_namespaces(tenant, p.name, p.spec) for p in projects)
-    )
+    # Where a Project may name a ServiceAccount from: the namespaces the tenant really
+    # has (created for its UID), its own two, and the project's own (checked to be free
+    # first). Not what other projects merely ask for: a refused project's names could
+    # be another tenant's.
+    tenant_namespaces = {owner_namespace(tenant), apps_namespace(tenant)} | {
+        ns for ns, record in namespaces.items() if record.tenant_uid == tenant_uid
+    }
     decisions: list[Decision] = []
     admitted_count = 0
     namespace_count = 2  # the tenant's owner and apps namespaces
@@ -150,14 +150,6 @@ def admit_projects(
                 "environment name",
             )
             continue
-        foreign = _foreign_service_accounts(project.spec, tenant_namespaces)
-        if foreign:
-            refuse(
-                "SubjectNotAllowed",
-                "a Project may only name ServiceAccounts of its own tenant's namespaces; "
-                f"not {', '.join(foreign[:5])}",
-            )
-            continue
         conflict = _first_conflict(
             names,
             tenant=tenant,
@@ -169,10 +161,12 @@ def admit_projects(
         if conflict is not None:
             refuse("NamespaceConflict", conflict)
             continue
-        if deleting and not project.built:
+        foreign = _foreign_service_accounts(project.spec, tenant_namespaces | set(names))
+        if foreign:
             refuse(
-                "TenantDeleting",
-                f"tenant {tenant!r} is being deleted: no new project is built in it",
+                "SubjectNotAllowed",
+                "a Project may only name ServiceAccounts of its own tenant's namespaces; "
+                f"not {', '.join(foreign[:5])}",
             )
             continue
         if spec.budget.max_projects is not None and admitted_count >= spec.budget.max_projects:

@@ -132,7 +132,9 @@ async def test_a_hand_made_namespace_is_never_taken_over(
     assert ns.metadata.labels == {"team": "v", "kubernetes.io/metadata.name": "victim-apps"}
     bindings = await client.RbacAuthorizationV1Api(api).list_namespaced_role_binding("victim-apps")
     assert not bindings.items
-    out = cluster.kubectl("auth", "can-i", "get", "secrets", "-n", "victim-apps", "--as=mallory")
+    out = cluster.kubectl(
+        "auth", "can-i", "get", "secrets", "-n", "victim-apps", "--as=mallory", check=False
+    )
     assert out.stdout.strip() == "no"
     # Deleting the Tenant (policy Delete) deletes nothing it did not create.
     await custom.delete_cluster_custom_object(GROUP, VERSION, "tenants", "victim")
@@ -162,7 +164,9 @@ async def test_tenant_and_project_namespaces_never_collide(
     await custom.create_cluster_custom_object(GROUP, VERSION, "tenants", body)
     stalled = await watch_until(api, "tenants", "sq-yp", stalled_with("NamespaceConflict"))
     assert "tenant 'sq', project 'yp'" in (condition(stalled, "Ready") or {})["message"]
-    out = cluster.kubectl("auth", "can-i", "list", "secrets", "-n", "sq-yp-owner", "--as=mallory")
+    out = cluster.kubectl(
+        "auth", "can-i", "list", "secrets", "-n", "sq-yp-owner", "--as=mallory", check=False
+    )
     assert out.stdout.strip() == "no"
     # And the other way round: a project whose namespace is another tenant's.
     await make_tenant(api, "ab-cd")

@@ -35,7 +35,7 @@ async def test_tenant_becomes_ready_and_deletes_cleanly(
     obj = await watch_until(api, "tenants", "found", ready_at_generation)
     assert obj["status"]["phase"] == "Ready"
     assert obj["status"]["namespaces"] == ["found-owner", "found-apps"]
-    assert "kubenova.io/finalizer" in obj["metadata"]["finalizers"]
+    assert "kubenova.io/teardown" in obj["metadata"]["finalizers"]
 
     ns = await core.read_namespace("found-owner")
     assert ns.metadata.labels["app.kubernetes.io/managed-by"] == "kubenova"

@@ -76,3 +76,29 @@ def test_limits_names_and_conflicts() -> None:
     own = {"acme-web": NamespaceRecord("acme", "web", UID, managed=True)}
     decisions, _ = admit_projects("acme", UID, TENANT, [project("web", "0")], own)
     assert decisions[0].admitted  # its own namespace
+
+
+def test_project_service_accounts_must_be_in_namespaces_the_tenant_has() -> None:
+    """A refused decoy project asking for another tenant's namespace (ab-cd-apps is
+    tenant ab-cd's) does not make that namespace's ServiceAccounts nameable."""
+    tenant = TenantSpec()
+    decoy = ProjectSpec.model_validate({"environments": [{"name": "apps"}]})
+    bridge = ProjectSpec.model_validate(
+        {
+            "developers": [
+                {"kind": "ServiceAccount", "name": "kubenova-owner", "namespace": "ab-cd-apps"}
+            ]
+        }
+    )
+    own = ProjectSpec.model_validate(
+        {"developers": [{"kind": "ServiceAccount", "name": "ci", "namespace": "ab-apps"}]}
+    )
+    records = {"ab-cd-apps": NamespaceRecord("ab-cd", None, "uid-ab-cd", managed=True)}
+    decisions, _ = admit_projects(
+        "ab",
+        UID,
+        tenant,
+        [ProjectInput("cd", decoy), ProjectInput("bridge", bridge), ProjectInput("own", own)],
+        records,
+    )
+    assert [d.reason for d in decisions] == ["NamespaceConflict", "SubjectNotAllowed", "Admitted"]
