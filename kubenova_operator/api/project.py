@@ -157,6 +157,14 @@ class Project(CustomResource):
                 "size(self.metadata.name) <= 61",
                 "a Project name may have at most 61 characters",
             ),
+            # KubeVela's env label is '<project>-<env>', '<project>-default' without
+            # environments: a label value, at most 63 characters.
+            cel(
+                "(has(self.spec.environments) && size(self.spec.environments) > 0) || "
+                "size(self.metadata.name) <= 55",
+                "a Project without environments may have at most 55 characters, so that "
+                "its KubeVela env label '<project>-default' fits in 63",
+            ),
             cel(
                 "!has(self.spec.environments) || self.spec.environments.all(e, "
                 "size(self.metadata.name) + size(e.name) <= 60)",

@@ -7,6 +7,7 @@ runs: an unknown kind triggers one re-discovery (rate-limited), never a restart.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import tempfile
 import time
@@ -21,6 +22,22 @@ from kubernetes_asyncio.dynamic.resource import Resource
 from ..resources.labels import FIELD_MANAGER
 
 REDISCOVERY_INTERVAL = 10.0
+
+
+def checked(result: Any) -> dict[str, Any]:
+    """The object the API server answered with, or its refusal raised.
+
+    kubernetes-asyncio's dynamic client reads responses without checking their status
+    (it requests them with `_preload_content=False`), so a refused write comes back as
+    a `Status` object instead of an exception. Unchecked, a refusal looked like success
+    (and crashed whoever read the "object's" name). Every call goes through here.
+    """
+    data = dict(result.to_dict()) if hasattr(result, "to_dict") else dict(result)
+    if data.get("kind") == "Status" and data.get("status") == "Failure":
+        error = ApiException(status=int(data.get("code") or 0), reason=str(data.get("reason")))
+        error.body = json.dumps(data)
+        raise error
+    return data
 
 
 async def load_configuration() -> client.Configuration:
@@ -104,7 +121,7 @@ class Kube:
             field_manager=field_manager,
             force_conflicts=True,
         )
-        return dict(result.to_dict())
+        return checked(result)
 
     async def create(
         self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER
@@ -118,17 +135,18 @@ class Kube:
             namespace=obj["metadata"].get("namespace"),
             field_manager=field_manager,
         )
-        return dict(result.to_dict())
+        return checked(result)
 
     async def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> dict[str, Any] | None:
         res = await self.resource(api_version, kind)
         try:
-            found = await self.dynamic.get(res, name=name, namespace=namespace)
-        except NotFoundError:
-            return None
-        return dict(found.to_dict())
+            return checked(await self.dynamic.get(res, name=name, namespace=namespace))
+        except (NotFoundError, ApiException) as exc:
+            if getattr(exc, "status", 404) == 404:
+                return None
+            raise
 
     async def list(
         self,
@@ -138,8 +156,10 @@ class Kube:
         label_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         res = await self.resource(api_version, kind)
-        found = await self.dynamic.get(res, namespace=namespace, label_selector=label_selector)
-        return [dict(item) for item in found.to_dict().get("items", [])]
+        found = checked(
+            await self.dynamic.get(res, namespace=namespace, label_selector=label_selector)
+        )
+        return [dict(item) for item in found.get("items", [])]
 
     async def delete(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
@@ -147,14 +167,18 @@ class Kube:
         """Delete (background propagation); False when it was already gone."""
         res = await self.resource(api_version, kind)
         try:
-            await self.dynamic.delete(
-                res,
-                name=name,
-                namespace=namespace,
-                body={"propagationPolicy": "Background"},
+            checked(
+                await self.dynamic.delete(
+                    res,
+                    name=name,
+                    namespace=namespace,
+                    body={"propagationPolicy": "Background"},
+                )
             )
-        except NotFoundError:
-            return False
+        except (NotFoundError, ApiException) as exc:
+            if getattr(exc, "status", 404) == 404:
+                return False
+            raise
         return True
 
     async def merge_patch(
@@ -173,7 +197,7 @@ class Kube:
             namespace=namespace,
             content_type="application/merge-patch+json",
         )
-        return dict(result.to_dict())
+        return checked(result)
 
     async def patch_status(
         self,
@@ -193,4 +217,4 @@ class Kube:
             namespace=namespace,
             content_type="application/merge-patch+json",
         )
-        return dict(result.to_dict())
+        return checked(result)

@@ -104,9 +104,22 @@ async def test_tenant_with_projects_builds_everything(
         developers=[{"kind": "User", "name": "dev-dan"}],
     )
     assert shop["status"]["namespaces"] == ["tp1-shop-dev", "tp1-shop-prod"]
-    assert shop["status"]["claimed"] == {"pods": "5", "requests.cpu": "2500m"}
-    assert await quota_hard(api, "tp1-shop-dev") == {"pods": "5", "requests.cpu": "500m"}
-    assert await quota_hard(api, "tp1-shop-prod") == {"requests.cpu": "2"}
+    # What the project's budget leaves out of the tenant's, it gets none of.
+    assert shop["status"]["claimed"] == {
+        "pods": "5",
+        "requests.cpu": "2500m",
+        "requests.memory": "0",
+    }
+    assert await quota_hard(api, "tp1-shop-dev") == {
+        "pods": "5",
+        "requests.cpu": "500m",
+        "requests.memory": "0",
+    }
+    assert await quota_hard(api, "tp1-shop-prod") == {
+        "pods": "0",
+        "requests.cpu": "2",
+        "requests.memory": "0",
+    }
 
     # The apps namespace gets what is left of the tenant budget.
     async def apps_left() -> bool:
@@ -203,7 +216,11 @@ async def test_budget_overflow_is_refused_and_nothing_else_changes(
         "requests.cpu: projects hold 3, budget is 1"
         in must_condition(obj, "BudgetExceeded")["message"]
     )
-    assert await quota_hard(api, "tp2-big") == {"requests.cpu": "3"}
+    assert await quota_hard(api, "tp2-big") == {
+        "pods": "0",
+        "requests.cpu": "3",
+        "requests.memory": "0",
+    }
     big = await custom.get_namespaced_custom_object(GROUP, VERSION, "tp2-owner", "projects", "big")
     assert must_condition(big, "Ready")["status"] == "True"
 
@@ -361,7 +378,7 @@ async def test_drift_is_healed_and_steady_state_writes_nothing(
 
 def _resyncs(operator: OperatorProcess) -> float:
     return metric_value(
-        operator.metrics(), "controller_runtime_reconcile_total", controller="tenant-resync"
+        operator.metrics(), "controller_runtime_reconcile_total", controller="tenant"
     )
 
 
