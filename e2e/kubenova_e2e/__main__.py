@@ -4,7 +4,7 @@ demo   build and start the control plane, install Kubenova, start the operator,
        apply examples/, start KubeVela and deploy an Application, show what it
        built, and keep running until Ctrl-C
 up     only the control plane (for developing against it)
-build  only build the binaries (control plane, vela-core, kwok)
+build  only build the binaries (control plane, vela-core, kwok, kstatus)
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ import threading
 import time
 from pathlib import Path
 
-from .build import REPO, cache_dir, controlplane_binary, kwok_binary, vela_core_binary
+from .build import (
+    REPO,
+    cache_dir,
+    controlplane_binary,
+    kstatus_binary,
+    kwok_binary,
+    vela_core_binary,
+)
 from .controlplane import ControlPlaneError, KubectlError, LocalControlPlane, kubectl
 from .kubevela import Peer, start_kubevela
 from .platform import OperatorProcess, install_platform
@@ -227,14 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     up_cmd.add_argument(
         "--keep", action="store_true", help="keep the work dir (logs, certificates) on exit"
     )
-    sub.add_parser("build", help="only build the binaries: the control plane, vela-core and kwok")
+    sub.add_parser(
+        "build", help="only build the binaries: the control plane, vela-core, kwok and kstatus"
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(keep_running=not args.exit)
     if args.command == "up":
         return up(keep=args.keep)
-    for binary in (controlplane_binary(), vela_core_binary(), kwok_binary()):
-        print(binary)
+    for built in (controlplane_binary, vela_core_binary, kwok_binary, kstatus_binary):
+        print(built())
     return 0
 
 

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONTROLPLANE_MODULE = REPO / "e2e" / "controlplane"
 VELA_MODULE = REPO / "e2e" / "vela"
 KWOK_MODULE = REPO / "e2e" / "kwok"
+KSTATUS_MODULE = REPO / "e2e" / "kstatus"
 # The module proxy serves KubeVela v1.10.1 and the forks its replace block names, but
 # the checksum database has no record of them; go.sum pins their hashes instead.
 NO_SUMDB = (
@@ -207,6 +208,12 @@ def vela_core_binary() -> Path:
 def kwok_binary() -> Path:
     """kwok, the fake kubelet (sigs.k8s.io/kwok)."""
     return ensure_binary(KWOK_MODULE, "kwok")
+
+
+def kstatus_binary() -> Path:
+    """kstatus (sigs.k8s.io/cli-utils/pkg/kstatus/status): the health rules Flux
+    applies, as a filter from JSON objects to verdicts (see kubenova_e2e.kstatus)."""
+    return ensure_binary(KSTATUS_MODULE, "kstatus")
 
 
 def module_dir(pinned_by: Path, path: str) -> Path:
