@@ -35,7 +35,7 @@ def checked(result: Any) -> dict[str, Any]:
     data = dict(result.to_dict()) if hasattr(result, "to_dict") else dict(result)
     if data.get("kind") == "Status" and data.get("status") == "Failure":
         error = ApiException(status=int(data.get("code") or 0), reason=str(data.get("reason")))
-        error.body = json.dumps(data)
+        error.body = json.dumps(data).encode()
         raise error
     return data
 
