@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from ..api.common import API_VERSION
 from ..api.tenant import tenant_of_owner_namespace
@@ -26,9 +27,11 @@ from ..resources import labels as L
 from ..resources.ownership import NamespaceRecord
 from .conditions import find
 from .context import ctx
+from .outcome import is_terminal
 from .tenant import tenant_key
 
 logger = logging.getLogger(__name__)
+PRIME_PATIENCE_SECONDS = 60.0
 
 
 async def observe_child(event: kopf.RawEvent, body: dict[str, Any]) -> None:
@@ -84,6 +87,21 @@ def _recheck_conflicts(namespace: str) -> None:
                 ctx().queue.submit(tenant, "namespace-freed")
 
 
+async def _list_when_served(api_version: str, kind: str, **selector: str) -> list[dict[str, Any]]:
+    """LIST, waiting out what a just-started API server or a just-installed CRD
+    answers for a few seconds (429 "storage is (re)initializing", 503)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PRIME_PATIENCE_SECONDS
+    while True:
+        try:
+            return await ctx().kube.list(api_version, kind, **selector)
+        except ApiException as exc:
+            if is_terminal(exc) or loop.time() > deadline:
+                raise
+            logger.info("listing %s: %s; trying again", kind, exc.reason)
+            await asyncio.sleep(0.5)
+
+
 async def prime_stores() -> None:
     """Fill the stores with one LIST per kind before the first reconcile.
 
@@ -94,20 +112,20 @@ async def prime_stores() -> None:
     """
     kube = ctx().kube
     for kind in ("Tenant", "Project"):
-        for obj in await kube.list(API_VERSION, kind):
+        for obj in await _list_when_served(API_VERSION, kind):
             store.parents.upsert({**obj, "kind": kind, "apiVersion": API_VERSION})
-    for ns in await kube.list("v1", "Namespace"):
+    for ns in await _list_when_served("v1", "Namespace"):
         labels = ns["metadata"].get("labels") or {}
         store.namespaces[ns["metadata"]["name"]] = NamespaceRecord.of(ns)
         if labels.get(L.MANAGED_BY) == L.MANAGER:
             store.children.upsert({**ns, "kind": "Namespace", "apiVersion": "v1"})
     for api_version, kind in _watched_kinds():
-        for obj in await kube.list(api_version, kind, label_selector=L.MANAGED_SELECTOR):
+        for obj in await _list_when_served(api_version, kind, label_selector=L.MANAGED_SELECTOR):
             store.children.upsert({**obj, "kind": kind, "apiVersion": api_version})
     if ctx().kubevela:
         # Applications in project namespaces, so the first VelaSync passes count them
         # all rather than those whose watch events happened to arrive first.
-        for app in await kube.list(APPLICATION_API, "Application"):
+        for app in await _list_when_served(APPLICATION_API, "Application"):
             record = store.namespaces.get(app["metadata"]["namespace"])
             if record is not None and record.project:
                 store.keep_application(app)
