@@ -110,7 +110,6 @@ async def prime_stores() -> None:
     the whole budget. Primed, the first pass after a restart finds everything in place
     and writes nothing.
     """
-    kube = ctx().kube
     for kind in ("Tenant", "Project"):
         for obj in await _list_when_served(API_VERSION, kind):
             store.parents.upsert({**obj, "kind": kind, "apiVersion": API_VERSION})
