@@ -13,11 +13,35 @@ from .build import REPO
 from .controlplane import apply_manifest, free_port, kubectl, stop_process
 
 OPERATOR_NAMESPACE = "kubenova-system"
+POLICIES = REPO / "manifests" / "policies"
+# Who the admission policies in manifests/policies/ let through: the operator's
+# ServiceAccount, as it runs in a cluster.
+OPERATOR_USERNAME = f"system:serviceaccount:{OPERATOR_NAMESPACE}:kubenova-operator"
+
+
+def kubeconfig_username(kubeconfig: Path) -> str:
+    """The user a kubeconfig authenticates as (a SelfSubjectReview)."""
+    result = kubectl(
+        "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", kubeconfig=kubeconfig
+    )
+    return result.stdout.strip()
+
+
+def install_policies(kubeconfig: Path) -> None:
+    """The ValidatingAdmissionPolicies of manifests/policies/. Here the operator is a
+    local process using `kubeconfig`, not the in-cluster ServiceAccount: the policies
+    exempt that identity instead (the tests act as other users)."""
+    operator = kubeconfig_username(kubeconfig)
+    for path in sorted(POLICIES.glob("*.yaml")):
+        text = path.read_text()
+        assert OPERATOR_USERNAME in text, f"{path.name} does not name the operator"
+        apply_manifest(text.replace(OPERATOR_USERNAME, operator), kubeconfig)
 
 
 def install_platform(kubeconfig: Path) -> None:
-    """CRDs, the product ClusterRoles and the operator's namespace (what
-    `kubectl apply -k manifests/` installs, less the in-cluster Deployment)."""
+    """CRDs, the product ClusterRoles, the admission policies and the operator's
+    namespace (what `kubectl apply -k manifests/` installs, less the in-cluster
+    Deployment)."""
     kubectl("apply", "--server-side", "-k", str(REPO / "crds"), kubeconfig=kubeconfig)
     kubectl(
         "apply",
@@ -26,13 +50,7 @@ def install_platform(kubeconfig: Path) -> None:
         str(REPO / "manifests" / "rbac" / "roles.yaml"),
         kubeconfig=kubeconfig,
     )
-    kubectl(
-        "apply",
-        "--server-side",
-        "-f",
-        str(REPO / "manifests" / "policies" / "kubevela-impersonation.yaml"),
-        kubeconfig=kubeconfig,
-    )
+    install_policies(kubeconfig)
     kubectl("create", "namespace", OPERATOR_NAMESPACE, kubeconfig=kubeconfig, check=False)
     kubectl(
         "wait",

@@ -14,6 +14,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+from . import validation as V
+
 GROUP = "kubenova.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -23,18 +25,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_NAMESPACE_LENGTH = 63
 
-# int-or-string, the shape of a resource.Quantity ("500m", "2Gi", 4).
-Quantity = Annotated[
-    int | str,
-    WithJsonSchema(
-        {
-            "x-kubernetes-int-or-string": True,
-            "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-            r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
-        }
-    ),
-]
+# int-or-string, the shape of a resource.Quantity ("500m", "2Gi", 4): not negative,
+# bounded in length and size (see validation.py).
+Quantity = Annotated[int | str, WithJsonSchema(V.quantity_value_schema())]
 
 
 def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
@@ -85,6 +78,25 @@ class Subject(KubeModel):
                     "self.kind == 'ServiceAccount' || !has(self.namespace)",
                     "only a ServiceAccount subject has a namespace",
                 ),
+                cel(
+                    f"self.kind == 'ServiceAccount' || !self.name.startsWith('{V.SYSTEM_PREFIX}')",
+                    "User and Group names beginning with 'system:' are Kubernetes' own "
+                    "identities (system:masters, system:authenticated, "
+                    "system:unauthenticated, system:anonymous, "
+                    "system:serviceaccounts[:<namespace>], "
+                    "system:serviceaccount:<namespace>:<name>, system:nodes, ...) and would "
+                    "hand the tenant to the control plane or to everyone; for a "
+                    "ServiceAccount use kind ServiceAccount with its name and namespace",
+                    ".name",
+                ),
+                cel(
+                    "self.kind != 'ServiceAccount' || "
+                    f"self.name.matches({V.quoted(V.DNS_SUBDOMAIN)})",
+                    "a ServiceAccount subject's name is the ServiceAccount's own name, a "
+                    "DNS subdomain (lower-case letters, digits, '-' and '.'), with its "
+                    "namespace in namespace",
+                    ".name",
+                ),
             ]
         }
     )
@@ -94,7 +106,9 @@ class Subject(KubeModel):
         min_length=1,
         max_length=253,
         description="The user or group name as the authenticator reports it, or the "
-        "ServiceAccount's name.",
+        "ServiceAccount's name (a DNS subdomain, without system:serviceaccount:). Names "
+        "beginning with system: are refused for users and groups: they are Kubernetes' "
+        "own identities (system:masters, system:authenticated, ...).",
     )
     namespace: str | None = Field(
         default=None,
@@ -152,32 +166,68 @@ class ObjectReference(KubeModel):
     name: str = Field(min_length=1, max_length=253, description="The object's name.")
 
 
+LabelValue = Annotated[str, Field(max_length=63, pattern=V.LABEL_VALUE)]
+AnnotationValue = Annotated[str, Field(max_length=V.MAX_ANNOTATIONS_SIZE)]
+
+
+def _key_rules(what: str) -> list[dict[str, Any]]:
+    return [
+        cel(
+            f"self.all(k, {V.is_qualified_name('k')})",
+            f"{what} keys are qualified names: an optional prefix, a DNS subdomain of at "
+            "most 253 characters, and '/', then a name of at most 63 characters (letters, "
+            "digits, '-', '_' and '.', beginning and ending with a letter or digit)",
+        )
+    ]
+
+
 class NamespaceMetadata(KubeModel):
     """Labels and annotations to put on every namespace this object creates."""
 
-    labels: dict[str, str] = Field(
+    labels: dict[str, LabelValue] = Field(
         default_factory=dict,
-        description="Labels added to each namespace. Keys under kubenova.io/ and "
-        "capsule.clastix.io/ are reserved.",
+        description=f"Labels added to each namespace (at most {V.MAX_LABELS}). Keys in the "
+        f"domains {V.reserved_domains_text()} and their subdomains (node.kubernetes.io/, "
+        "pod-security.kubernetes.io/, namespace.oam.dev/, ...) are reserved for "
+        "Kubernetes, Kubenova, Capsule and KubeVela, except the app.kubernetes.io/ "
+        "recommended labels (app.kubernetes.io/name, part-of, ...): "
+        "app.kubernetes.io/managed-by is Kubenova's.",
         json_schema_extra={
             "x-kubernetes-validations": [
+                *_key_rules("label"),
                 cel(
-                    "self.all(k, !k.startsWith('kubenova.io/') && "
-                    "!k.startsWith('capsule.clastix.io/') && "
-                    "!k.startsWith('pod-security.kubernetes.io/') && "
-                    "k != 'app.kubernetes.io/managed-by')",
-                    "labels under kubenova.io/, capsule.clastix.io/, "
-                    "pod-security.kubernetes.io/ and app.kubernetes.io/managed-by are "
-                    "set by Kubenova",
-                )
+                    f"self.all(k, !k.matches({V.quoted(V.RESERVED_KEY)}) || "
+                    f"(k.startsWith('{V.LABEL_EXCEPTION_PREFIX}') && k != '{V.MANAGED_BY}'))",
+                    f"label keys in {V.reserved_domains_text()} and their subdomains are "
+                    "set by Kubernetes, Kubenova, Capsule or KubeVela; of "
+                    "app.kubernetes.io/ only managed-by is reserved",
+                ),
             ],
-            "maxProperties": 64,
+            "maxProperties": V.MAX_LABELS,
         },
     )
-    annotations: dict[str, str] = Field(
+    annotations: dict[str, AnnotationValue] = Field(
         default_factory=dict,
-        description="Annotations added to each namespace.",
-        json_schema_extra={"maxProperties": 64},
+        description=f"Annotations added to each namespace: at most {V.MAX_ANNOTATIONS}, "
+        f"{V.MAX_ANNOTATIONS_SIZE // 1024} KiB of keys and values together. Keys in the "
+        f"domains {V.reserved_domains_text()} and their subdomains are reserved.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                *_key_rules("annotation"),
+                cel(
+                    f"self.all(k, !k.matches({V.quoted(V.RESERVED_KEY)}))",
+                    f"annotation keys in {V.reserved_domains_text()} and their subdomains "
+                    "are set by Kubernetes, Kubenova, Capsule or KubeVela",
+                ),
+                cel(
+                    "self.map(k, size(k) + size(bytes(self[k]))).sum() <= "
+                    f"{V.MAX_ANNOTATIONS_SIZE}",
+                    f"annotations may have at most {V.MAX_ANNOTATIONS_SIZE} bytes (UTF-8) of "
+                    "keys and values together",
+                ),
+            ],
+            "maxProperties": V.MAX_ANNOTATIONS,
+        },
     )
 
 

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field
 
+from . import validation as V
 from .common import (
     AGE_COLUMN,
     DNS_LABEL,
@@ -20,6 +21,22 @@ from .common import (
     cel,
 )
 from .tenant import MAX_TOKEN_TTL_SECONDS, MIN_TOKEN_TTL_SECONDS
+
+# Secrets Kubenova writes in a tenant's owner namespace, which no request may name as
+# its delivery Secret: the tenant's default kubeconfigs (written by the requests
+# default-owner and default-readonly), the Secret each request's tokens are bound to
+# (credentials/tokens.py binding_secret_name) and the legacy token Secret
+# (legacy_secret_name).
+DEFAULT_KUBECONFIG_SECRET = "kubenova-kubeconfigs"
+DEFAULT_REQUESTS = ("default-owner", "default-readonly")
+RESERVED_SECRET_SUFFIXES = ("-token-binding", "-legacy-token")
+# Longest request name: it labels the Secret its tokens are bound to
+# (kubenova.io/kubeconfig-request), and a label value has at most 63 characters.
+MAX_REQUEST_NAME = 63
+# The kubeconfig's key in the Secret also names the annotations
+# kubenova.io/<key>.issued-at and kubenova.io/<key>.expires-at: a qualified name's
+# name part (at most 63 characters, beginning with a letter or digit).
+MAX_SECRET_KEY = 63 - len(".expires-at")
 
 
 class CredentialRole(StrEnum):
@@ -52,14 +69,20 @@ class CredentialDelivery(KubeModel):
     secret_name: str | None = Field(
         default=None,
         max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
-        description="The Secret to write (mode Secret). Defaults to `<request>-kubeconfig`.",
+        pattern=V.DNS_SUBDOMAIN,
+        description="The Secret to write (mode Secret). Defaults to `<request>-kubeconfig`. "
+        f"Names Kubenova uses itself are refused: {DEFAULT_KUBECONFIG_SECRET} (but for "
+        f"the tenant's {' and '.join(DEFAULT_REQUESTS)} requests) and names ending in "
+        f"{' or '.join(RESERVED_SECRET_SUFFIXES)}.",
     )
     secret_key: str = Field(
         default="kubeconfig",
-        max_length=253,
-        pattern=r"^[-._a-zA-Z0-9]+$",
-        description="The key of the Secret the kubeconfig is written under.",
+        max_length=MAX_SECRET_KEY,
+        pattern=rf"^[A-Za-z0-9][-._A-Za-z0-9]{{0,{MAX_SECRET_KEY - 1}}}$",
+        description="The key of the Secret the kubeconfig is written under: letters, "
+        f"digits, '-', '_' and '.', beginning with a letter or digit, at most "
+        f"{MAX_SECRET_KEY} characters (it also names the Secret's annotations "
+        "kubenova.io/<key>.issued-at and .expires-at).",
     )
 
 
@@ -112,6 +135,16 @@ class KubeConfigRequestSpec(KubeModel):
         max_length=16384,
         description="A PEM X25519 public key to encrypt the kubeconfig to (HPKE, RFC "
         "9180). Create one with `kubenova keygen`.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.trim().startsWith('-----BEGIN PUBLIC KEY-----') && "
+                    "self.trim().endsWith('-----END PUBLIC KEY-----')",
+                    "recipientPublicKey must be a PEM public key (-----BEGIN PUBLIC "
+                    "KEY-----), as `kubenova keygen` writes it",
+                )
+            ]
+        },
     )
     revoked: bool = Field(
         default=False,
@@ -154,6 +187,33 @@ class KubeConfigRequest(CustomResource):
         short_names=["kcr"],
         description="A short-lived, rotated, revocable kubeconfig. Lives in the tenant's "
         "owner namespace.",
+        validations=[
+            cel(
+                f"size(self.metadata.name) <= {MAX_REQUEST_NAME}",
+                f"a KubeConfigRequest name may have at most {MAX_REQUEST_NAME} characters: "
+                "it labels the Secret its tokens are bound to",
+            ),
+            cel(
+                "!has(self.spec.delivery) || !has(self.spec.delivery.secretName) || "
+                f"self.spec.delivery.secretName != '{DEFAULT_KUBECONFIG_SECRET}' || "
+                f"self.metadata.name in {V.cel_list(DEFAULT_REQUESTS)}",
+                f"Secret {DEFAULT_KUBECONFIG_SECRET} holds the tenant's default "
+                "kubeconfigs (requests default-owner and default-readonly); deliver to "
+                "another Secret",
+                ".spec.delivery.secretName",
+            ),
+            cel(
+                "!has(self.spec.delivery) || !has(self.spec.delivery.secretName) || "
+                + " && ".join(
+                    f"!self.spec.delivery.secretName.endsWith('{suffix}')"
+                    for suffix in RESERVED_SECRET_SUFFIXES
+                ),
+                "Secrets named <request>-token-binding and <request>-legacy-token are "
+                "Kubenova's (every token of a request is bound to the first); deliver to "
+                "another Secret",
+                ".spec.delivery.secretName",
+            ),
+        ],
         printer_columns=[
             PrinterColumn(name="Role", type="string", json_path=".spec.role"),
             PrinterColumn(name="Project", type="string", json_path=".spec.project"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from . import validation as V
 from .common import (
     AGE_COLUMN,
     DNS_LABEL,
@@ -35,8 +36,9 @@ class Environment(KubeModel):
     )
     hard: dict[str, Quantity] | None = Field(
         default=None,
-        description="This environment's ResourceQuota; defaults to spec.budget.hard.",
-        json_schema_extra={"maxProperties": 32},
+        description="This environment's ResourceQuota; defaults to spec.budget.hard. "
+        "Keys are ResourceQuota resource names; values non-negative quantities.",
+        json_schema_extra=V.quota_map_schema(16),
     )
 
 
@@ -44,8 +46,9 @@ class ProjectBudget(KubeModel):
     hard: dict[str, Quantity] = Field(
         default_factory=dict,
         description="The ResourceQuota of each of the project's namespaces. What the "
-        "project claims from its tenant's budget is the sum over its namespaces.",
-        json_schema_extra={"maxProperties": 32},
+        "project claims from its tenant's budget is the sum over its namespaces. Keys "
+        "are ResourceQuota resource names; values non-negative quantities.",
+        json_schema_extra=V.quota_map_schema(32),
     )
 
 

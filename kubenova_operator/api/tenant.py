@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field
 
+from . import validation as V
 from .common import (
     AGE_COLUMN,
     DNS_LABEL,
@@ -34,8 +35,11 @@ MIN_TOKEN_TTL_SECONDS = 600  # the TokenRequest API refuses anything shorter
 MAX_TOKEN_TTL_SECONDS = 7 * 24 * 3600
 
 
-def _quantities(**values: int | str) -> dict[str, int | str]:
-    return values
+# What a container gets when the Tenant does not say (spec.limits); the CRD carries
+# them as schema defaults, so the API server fills them in and the CEL rules comparing
+# limits see them.
+DEFAULT_LIMITS: dict[str, int | str] = {"cpu": "500m", "memory": "512Mi"}
+DEFAULT_REQUESTS: dict[str, int | str] = {"cpu": "100m", "memory": "128Mi"}
 
 
 class NetworkIsolation(StrEnum):
@@ -57,8 +61,9 @@ class TenantBudget(KubeModel):
         default_factory=dict,
         description="ResourceQuota-style hard limits for the whole tenant (e.g. "
         "requests.cpu, limits.memory, pods, persistentvolumeclaims). Projects carve "
-        "their quota out of it; what is left goes to the tenant's apps namespace.",
-        json_schema_extra={"maxProperties": 32},
+        "their quota out of it; what is left goes to the tenant's apps namespace. Keys "
+        "are ResourceQuota resource names; values non-negative quantities.",
+        json_schema_extra=V.quota_map_schema(32),
     )
     max_projects: int | None = Field(
         default=None, ge=0, le=1000, description="The most Projects the tenant may have."
@@ -71,19 +76,84 @@ class TenantBudget(KubeModel):
     )
 
 
+def _le(a: str, b: str) -> str:
+    return V.quantity_compare(a, "<=", b)
+
+
+def _eq(a: str, b: str) -> str:
+    return V.quantity_compare(a, "==", b)
+
+
+# The API server defaults a LimitRange item before validating it: a resource in max but
+# not in default gets default = max, one in default but not in defaultRequest gets
+# defaultRequest = default (SetDefaults_LimitRangeItem). The rules compare what it
+# will compare: defaultRequest with the effective default.
+_EFFECTIVE_DEFAULT = (
+    "(has(self.default) && k in self.default ? {op_default} : "
+    "(!has(self.max) || !(k in self.max) || {op_max}))"
+)
+
+
 class ContainerLimits(KubeModel):
     """Container defaults enforced by a LimitRange in every tenant namespace."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.default) || !has(self.max) || self.default.all(k, "
+                    f"!(k in self.max) || {_le('self.default[k]', 'self.max[k]')})",
+                    "limits.default may not exceed limits.max for any resource (the "
+                    "default is cpu 500m, memory 512Mi when limits.default is not set)",
+                    ".default",
+                ),
+                cel(
+                    "!has(self.defaultRequest) || self.defaultRequest.all(k, "
+                    + _EFFECTIVE_DEFAULT.format(
+                        op_default=_le("self.defaultRequest[k]", "self.default[k]"),
+                        op_max=_le("self.defaultRequest[k]", "self.max[k]"),
+                    )
+                    + ")",
+                    "limits.defaultRequest may not exceed limits.default (or limits.max "
+                    "where limits.default does not name the resource) for any resource "
+                    "(defaultRequest is cpu 100m, memory 128Mi when not set)",
+                    ".defaultRequest",
+                ),
+                cel(
+                    "!has(self.defaultRequest) || self.defaultRequest.all(k, !("
+                    f"{V.is_extended_resource('k')} || k.startsWith('hugepages-')) || "
+                    + _EFFECTIVE_DEFAULT.format(
+                        op_default=_eq("self.defaultRequest[k]", "self.default[k]"),
+                        op_max=_eq("self.defaultRequest[k]", "self.max[k]"),
+                    )
+                    + ")",
+                    "hugepages and extended resources (e.g. nvidia.com/gpu) cannot be "
+                    "overcommitted: limits.defaultRequest must equal limits.default (or "
+                    "limits.max) for them",
+                    ".defaultRequest",
+                ),
+            ]
+        }
+    )
+
     default: dict[str, Quantity] = Field(
-        default_factory=lambda: _quantities(cpu="500m", memory="512Mi"),
-        description="Limits given to a container that sets none.",
+        default_factory=lambda: dict(DEFAULT_LIMITS),
+        description="Limits given to a container that sets none (cpu 500m, memory 512Mi "
+        "when not set). Keys: cpu, memory, ephemeral-storage, hugepages-<size> or an "
+        "extended resource (nvidia.com/gpu).",
+        json_schema_extra=V.container_map_schema(DEFAULT_LIMITS),
     )
     default_request: dict[str, Quantity] = Field(
-        default_factory=lambda: _quantities(cpu="100m", memory="128Mi"),
-        description="Requests given to a container that sets none.",
+        default_factory=lambda: dict(DEFAULT_REQUESTS),
+        description="Requests given to a container that sets none (cpu 100m, memory "
+        "128Mi when not set). At most limits.default.",
+        json_schema_extra=V.container_map_schema(DEFAULT_REQUESTS),
     )
     max: dict[str, Quantity] = Field(
-        default_factory=dict, description="The most one container may ask for."
+        default_factory=dict,
+        description="The most one container may ask for. At least limits.default and "
+        "limits.defaultRequest.",
+        json_schema_extra=V.container_map_schema(),
     )
 
 
@@ -136,12 +206,41 @@ class CapsuleProxy(KubeModel):
         pattern=r"^https://[^\s/]+(/.*)?$",
         max_length=2048,
         description="capsule-proxy's HTTPS URL, e.g. https://capsule-proxy.example.com:9001.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "isURL(self) && url(self).getScheme() == 'https' && "
+                    "url(self).getHostname() != ''",
+                    "url must be an https:// URL with a host, e.g. "
+                    "https://capsule-proxy.example.com:9001",
+                )
+            ]
+        },
     )
     ca_bundle: str | None = Field(
         default=None,
-        max_length=65536,
-        description="PEM CA bundle for the proxy's serving certificate, base64-encoded. "
-        "Defaults to the cluster default's.",
+        max_length=V.MAX_CA_BUNDLE_LENGTH,
+        description="The PEM CA certificate(s) for the proxy's serving certificate, "
+        "base64-encoded on one line (base64 -w0 ca.crt), at most "
+        f"{V.MAX_CA_BUNDLE_LENGTH // 1024} KiB. Defaults to the cluster default's.",
+        json_schema_extra={
+            "format": "byte",
+            "x-kubernetes-validations": [
+                # format: byte makes the API server check the base64 and hand CEL the
+                # decoded bytes.
+                cel(
+                    f"string(self).startsWith('{V.PEM_CERTIFICATE_BEGIN}') && "
+                    f"string(self).contains('{V.PEM_CERTIFICATE_END}')",
+                    "caBundle must be base64 of PEM certificates: the decoded text begins "
+                    f"with {V.PEM_CERTIFICATE_BEGIN}",
+                ),
+                cel(
+                    "!string(self).contains('PRIVATE KEY')",
+                    "caBundle contains a private key: it would be handed to every user "
+                    "in their kubeconfig; give only the CA certificate(s)",
+                ),
+            ],
+        },
     )
 
 
@@ -177,6 +276,8 @@ class TenantSpec(KubeModel):
     limits: ContainerLimits = Field(
         default_factory=ContainerLimits,
         description="Container defaults (LimitRange) in every tenant namespace.",
+        # An empty default lets the API server fill in the defaults of its fields.
+        json_schema_extra={"default": {}},
     )
     network_isolation: NetworkIsolation = Field(
         default=NetworkIsolation.TENANT,
