@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from ..api.kubeconfigrequest import (
     KubeConfigRequestStatus,
 )
 from ..api.project import Project, project_namespaces
-from ..api.tenant import Tenant, apps_namespace, tenant_of_owner_namespace
+from ..api.tenant import Tenant, apps_namespace, owner_namespace, tenant_of_owner_namespace
 from ..config import get_settings
 from ..credentials.kubeconfig import render_kubeconfig
 from ..credentials.rotation import issue_reason, renew_at, seconds_until
@@ -38,9 +40,16 @@ from ..credentials.tokens import (
     request_token,
 )
 from ..kube import store
-from ..observability.metrics import CREDENTIAL_EXPIRY, TOKENS_ISSUED, TOKENS_REVOKED
+from ..observability.metrics import (
+    CREDENTIAL_EXPIRY,
+    REVOCATION_SECONDS,
+    TOKENS_ISSUED,
+    TOKENS_REVOKED,
+    set_credentials,
+)
 from ..observability.reconcile import reconciler
 from ..resources import labels as L
+from ..resources.credentials import live, request_service_account
 from . import events
 from .conditions import find
 from .context import ctx
@@ -96,13 +105,12 @@ def _ca_for(tenant: Tenant) -> bytes | None:
     return Path(ca_file).read_bytes() if ca_file else None
 
 
-def _target(request: KubeConfigRequest, tenant: str, namespace: str) -> tuple[str, str]:
-    """(ServiceAccount, context namespace) for the request's role."""
+def _target(request: KubeConfigRequest, name: str, tenant: str, namespace: str) -> tuple[str, str]:
+    """(ServiceAccount, context namespace) for the request: its own ServiceAccount,
+    bound by its tenant's pass where the role reaches."""
     spec = request.spec
-    if spec.role == CredentialRole.OWNER:
-        return L.OWNER_SA, apps_namespace(tenant)
-    if spec.role == CredentialRole.READONLY:
-        return L.READONLY_SA, apps_namespace(tenant)
+    if spec.role in (CredentialRole.OWNER, CredentialRole.READONLY):
+        return L.request_sa(name), apps_namespace(tenant)
     project = store.parents.get(("Project", namespace, spec.project or ""))
     if project is None or project["metadata"].get("deletionTimestamp"):
         raise Refused(
@@ -120,7 +128,7 @@ def _target(request: KubeConfigRequest, tenant: str, namespace: str) -> tuple[st
             "ProjectNotReady", f"Project {spec.project!r} has no namespaces yet", waiting=True
         )
     names = project_namespaces(tenant, spec.project or "", Project.model_validate(project).spec)
-    return L.deployer_sa(spec.project or ""), names[0]
+    return L.request_sa(name), names[0]
 
 
 def _tenant_of(namespace: str) -> tuple[str, Tenant]:
@@ -143,7 +151,7 @@ async def mint(body: dict[str, Any]) -> tuple[str, datetime | None]:
     if request.spec.revoked:
         raise Refused("Revoked", "the KubeConfigRequest is revoked")
     tenant_name, tenant = _tenant_of(meta["namespace"])
-    service_account, context_ns = _target(request, tenant_name, meta["namespace"])
+    service_account, context_ns = _target(request, meta["name"], tenant_name, meta["namespace"])
     ttl = min(
         request.spec.ttl_seconds or tenant.spec.credentials.default_ttl_seconds,
         tenant.spec.credentials.max_ttl_seconds,
@@ -175,6 +183,7 @@ async def _new_kubeconfig(
     kubeconfig around it."""
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
+    await _ensure_identity(body, request, tenant_name)
     binding = await ctx().kube.apply(binding_secret(name, namespace, _owner_ref(body), tenant_name))
     try:
         token = await request_token(
@@ -201,6 +210,38 @@ async def _new_kubeconfig(
         namespace=context_ns,
     )
     return kubeconfig, token
+
+
+async def _ensure_identity(body: dict[str, Any], request: KubeConfigRequest, tenant: str) -> None:
+    """The request's own ServiceAccount, bound by a tenant pass that has seen the
+    request: when this returns, a token for it works where its role reaches."""
+    meta = body["metadata"]
+    await ctx().kube.apply(
+        request_service_account(
+            meta["name"],
+            tenant,
+            role=request.spec.role,
+            project=request.spec.project,
+            owner=_owner_ref(body),
+        )
+    )
+    remember_request(body)
+    await ctx().queue.run(tenant, "credential")
+
+
+def remember_request(body: Mapping[str, Any]) -> bool:
+    """Keep the request in the store (its tenant's pass binds its identity from there);
+    return whether what its identity may do changed (new, revoked, role or project)."""
+    meta = body["metadata"]
+    key = ("KubeConfigRequest", meta["namespace"], meta["name"])
+    before = store.parents.get(key)
+    store.parents.upsert({**body, "kind": "KubeConfigRequest", "apiVersion": API_VERSION})
+    return before is None or _grant(before) != _grant(body)
+
+
+def _grant(body: Mapping[str, Any]) -> tuple[bool, Any, Any]:
+    spec = body.get("spec") or {}
+    return live(body), spec.get("role"), spec.get("project")
 
 
 async def reconcile_request(body: dict[str, Any]) -> float | None:
@@ -238,7 +279,9 @@ async def _issue_if_due(
             load_public_key(spec.recipient_public_key or "")
         except InvalidPublicKey as exc:
             raise Refused("InvalidPublicKey", str(exc)) from exc
-    service_account, context_ns = _target(request, tenant_name, body["metadata"]["namespace"])
+    service_account, context_ns = _target(
+        request, body["metadata"]["name"], tenant_name, body["metadata"]["namespace"]
+    )
     issued, expires = _parse_time(status.issued_at), _parse_time(status.expires_at)
     reason = issue_reason(
         issued=issued,
@@ -407,7 +450,17 @@ async def _revoke(body: dict[str, Any], request: KubeConfigRequest, tenant: str)
     name, namespace = meta["name"], meta["namespace"]
     old = body.get("status") or {}
     already = (find(old.get("conditions"), "Ready") or {}).get("reason") == "Revoked"
+    # Authorization first: RBAC has no cache, so once its tenant's pass has rebuilt the
+    # bindings without this identity, its next request is refused. Then what
+    # authenticates it: the binding Secret (the API server caches a validated token
+    # for up to 10 s) and the ServiceAccount itself.
+    started = time.monotonic()
+    remember_request(body)
+    await ctx().queue.run(tenant, "credential")
+    if not already:
+        REVOCATION_SECONDS.observe(time.monotonic() - started)
     await kube.delete("v1", "Secret", binding_secret_name(name), namespace)
+    await kube.delete("v1", "ServiceAccount", L.request_sa(name), namespace)
     secret_name = old.get("secretName")
     if secret_name:
         # Applying nothing under the request's field manager removes what it wrote (the
@@ -450,15 +503,56 @@ async def _write_status(
     patch = status_patch(status)
     if unchanged(old, patch):
         return
-    await ctx().kube.patch_status(
-        API_VERSION, "KubeConfigRequest", meta["name"], meta["namespace"], patch
+    remember_request(
+        await ctx().kube.patch_status(
+            API_VERSION, "KubeConfigRequest", meta["name"], meta["namespace"], patch
+        )
     )
+    tenant = tenant_of_owner_namespace(meta["namespace"])
+    if tenant:
+        record_credentials(tenant)
     previous = (find(old.get("conditions"), "Ready") or {}).get("reason")
     if previous != outcome.reason and not outcome.is_ready and outcome.reason != "Revoked":
         events.warning(body, outcome.reason, outcome.message)
 
 
 # --- kopf wiring -------------------------------------------------------------------
+
+
+@kopf.on.event(KCRS, id="kcr-identity")
+async def request_event(
+    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, **_: Any
+) -> None:
+    """Every request is known to its tenant's pass, which binds the identities of the
+    live ones: a deleted or deleting request's identity is unbound at once."""
+    assert namespace is not None
+    tenant = tenant_of_owner_namespace(namespace)
+    key = ("KubeConfigRequest", namespace, name)
+    if event.get("type") == "DELETED":
+        changed = store.parents.get(key) is not None
+        store.parents.remove(key)
+        _locks.pop((namespace, name), None)
+    else:
+        changed = remember_request(dict(body))
+    if changed and tenant and store.parents.get(tenant_key(tenant)) is not None:
+        ctx().queue.submit(tenant, "credential")
+    if tenant:
+        record_credentials(tenant)
+
+
+def record_credentials(tenant: str) -> None:
+    """kubenova_credentials{tenant,role,state}: the tenant's requests by role and by
+    the reason of their Ready condition (Issued, Revoked, ...)."""
+    namespace = owner_namespace(tenant)
+    counts: dict[tuple[str, str], int] = {}
+    for request in store.parents.of_kind("KubeConfigRequest"):
+        if request["metadata"].get("namespace") != namespace:
+            continue
+        ready = find((request.get("status") or {}).get("conditions"), "Ready") or {}
+        role = str((request.get("spec") or {}).get("role"))
+        state = str(ready.get("reason") or "Pending")
+        counts[(role, state)] = counts.get((role, state), 0) + 1
+    set_credentials(tenant, counts)
 
 
 # Tenant-default requests are children of their Tenant (healed like any other).

@@ -40,6 +40,7 @@ from ..observability.metrics import DRIFT_CORRECTIONS, record_phase
 from ..observability.reconcile import reconciler
 from ..resources import labels as L
 from ..resources.budget import Decision, ProjectInput, admit_projects
+from ..resources.credentials import request_identities
 from ..resources.kubevela import delivery_objects
 from ..resources.namespaces import release_patch
 from ..resources.ownership import NamespaceRecord, is_owned, namespace_conflict
@@ -68,7 +69,7 @@ _WAVES = (("Namespace",), ("ServiceAccount", "ClusterRole"), None)
 _EARLIER_WAVES = frozenset(kind for wave in _WAVES if wave for kind in wave)
 
 # Passes for these reasons expect differences: they are changes, not drift.
-CHANGE_TRIGGERS = frozenset({"spec", "kubevela", "project-deleted"})
+CHANGE_TRIGGERS = frozenset({"spec", "kubevela", "project-deleted", "credential"})
 # How soon to look again while a namespace is still being deleted.
 TERMINATING_RECHECK_SECONDS = 5.0
 
@@ -422,10 +423,13 @@ def _desired(
 ) -> list[dict[str, Any]]:
     """Everything the tenant and its admitted projects ((input, Project uid)) are made
     of: the builders in resources/, one call each."""
-    desired = tenant_children(name, uid, tenant.spec, claimed)
+    identities = request_identities(name, store.parents.of_kind("KubeConfigRequest"))
+    desired = tenant_children(name, uid, tenant.spec, claimed, identities=identities)
     desired.append(capsule_sync(name, uid))
     for item, project_uid in admitted:
-        desired.extend(project_children(item.name, name, uid, tenant.spec, item.spec))
+        desired.extend(
+            project_children(item.name, name, uid, tenant.spec, item.spec, identities=identities)
+        )
         if ctx().kubevela:
             desired.extend(delivery_objects(item.name, name, item.spec))
         desired.append(vela_sync(item.name, owner_namespace(name), project_uid, name))

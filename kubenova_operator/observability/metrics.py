@@ -73,6 +73,30 @@ CREDENTIAL_EXPIRY = Gauge(
     "kubenova_credential_seconds_to_expiry",
     "Seconds until the earliest issued credential expires.",
 )
+REVOCATION_SECONDS = Histogram(
+    "kubenova_revocation_seconds",
+    "From the operator seeing a KubeConfigRequest revoked to its identity's bindings "
+    "being gone (its next API request is refused from then on).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
+CREDENTIALS = Gauge(
+    "kubenova_credentials",
+    "KubeConfigRequests by tenant, role and state (the reason of their Ready condition).",
+    ["tenant", "role", "state"],
+)
+_credential_series: dict[str, set[tuple[str, str]]] = {}
+
+
+def set_credentials(tenant: str, counts: dict[tuple[str, str], int]) -> None:
+    """Replace the tenant's kubenova_credentials series (series that emptied go)."""
+    for role, state in _credential_series.pop(tenant, set()) - set(counts):
+        CREDENTIALS.remove(tenant, role, state)
+    for (role, state), value in counts.items():
+        CREDENTIALS.labels(tenant, role, state).set(value)
+    if counts:
+        _credential_series[tenant] = set(counts)
+
+
 LEADER = Gauge("kubenova_leader", "1 while this replica holds the leader Lease.")
 
 

@@ -1,7 +1,16 @@
-"""The kubeconfigs every tenant gets: default owner and readonly requests."""
+"""Credentials as children: the kubeconfigs every tenant gets (default owner and
+readonly requests), and who each KubeConfigRequest's own identity is bound as.
+
+Each request has its own ServiceAccount (`kcr-<request>`, made by the request's
+controller). The tenant pass binds it exactly where its role reaches, as a subject of
+the same RoleBindings the role's people are in; a revoked or deleted request is left
+out of them on the next pass, and RBAC has no cache: its next API call is refused.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.common import API_VERSION
@@ -30,3 +39,63 @@ def default_requests(tenant: str) -> list[dict[str, Any]]:
         }
         for role in ("owner", "readonly")
     ]
+
+
+@dataclass(frozen=True)
+class RequestIdentities:
+    """The ServiceAccount subjects of a tenant's live requests, by what they may do."""
+
+    owners: list[dict[str, str]] = field(default_factory=list)
+    readers: list[dict[str, str]] = field(default_factory=list)
+    developers: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # by project
+
+
+def live(request: Mapping[str, Any]) -> bool:
+    """Whether a request's identity may act: not revoked, not being deleted."""
+    return not request["metadata"].get("deletionTimestamp") and not (request.get("spec") or {}).get(
+        "revoked"
+    )
+
+
+def request_identities(tenant: str, requests: Iterable[Mapping[str, Any]]) -> RequestIdentities:
+    """Who the tenant's live requests are (`requests`: the KubeConfigRequests in its
+    owner namespace)."""
+    out = RequestIdentities()
+    namespace = owner_namespace(tenant)
+    for request in sorted(requests, key=lambda r: r["metadata"]["name"]):
+        if request["metadata"].get("namespace") != namespace or not live(request):
+            continue
+        spec = request.get("spec") or {}
+        subject = {
+            "kind": "ServiceAccount",
+            "name": L.request_sa(request["metadata"]["name"]),
+            "namespace": namespace,
+        }
+        role = spec.get("role")
+        if role == "owner":
+            out.owners.append(subject)
+        elif role == "readonly":
+            out.readers.append(subject)
+        elif role == "developer" and spec.get("project"):
+            out.developers.setdefault(spec["project"], []).append(subject)
+    return out
+
+
+def request_service_account(
+    request: str, tenant: str, *, role: str, project: str | None, owner: dict[str, Any]
+) -> dict[str, Any]:
+    """The request's own ServiceAccount, owned by the request (it goes with it)."""
+    labels = L.managed_labels(tenant, project)
+    labels[L.REQUEST] = request
+    labels[L.CREDENTIAL_ROLE] = role
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": L.request_sa(request),
+            "namespace": owner_namespace(tenant),
+            "labels": labels,
+            "ownerReferences": [owner],
+        },
+        "automountServiceAccountToken": False,
+    }

@@ -29,6 +29,17 @@ OWNER_SA = "kubenova-owner"
 READONLY_SA = "kubenova-readonly"
 
 
+# A KubeConfigRequest's own identity: its ServiceAccount carries these.
+REQUEST = "kubenova.io/request"
+CREDENTIAL_ROLE = "kubenova.io/credential-role"
+
+
+def request_sa(request: str) -> str:
+    """The ServiceAccount a KubeConfigRequest's tokens are issued for: one per request,
+    so the audit log names the credential (`system:serviceaccount:<ns>:kcr-<name>`)."""
+    return f"kcr-{request}"
+
+
 def deployer_sa(project: str) -> str:
     """The per-project ServiceAccount app-user kubeconfigs are issued for (it lives in
     the tenant's owner namespace, next to the Project)."""

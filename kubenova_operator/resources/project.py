@@ -9,6 +9,7 @@ from typing import Any
 from ..api.project import ProjectSpec, project_namespaces
 from ..api.tenant import TenantSpec, owner_namespace
 from . import labels as L
+from .credentials import RequestIdentities
 from .kubevela import namespace_labels, project_binding
 from .namespaces import namespace
 from .quantity import sum_resources
@@ -42,13 +43,23 @@ def project_claim(
 
 
 def project_children(
-    project: str, tenant: str, tenant_uid: str, tenant_spec: TenantSpec, spec: ProjectSpec
+    project: str,
+    tenant: str,
+    tenant_uid: str,
+    tenant_spec: TenantSpec,
+    spec: ProjectSpec,
+    *,
+    identities: RequestIdentities | None = None,
 ) -> list[dict[str, Any]]:
     owner_ns = owner_namespace(tenant)
     deployer = L.deployer_sa(project)
-    owners = owner_subjects(tenant, tenant_spec)
-    readers = [*readonly_subjects(tenant, tenant_spec), *subjects(spec.viewers)]
-    app_users = [sa_subject(deployer, owner_ns), *subjects(spec.developers)]
+    owners = owner_subjects(tenant, tenant_spec, identities)
+    readers = [*readonly_subjects(tenant, tenant_spec, identities), *subjects(spec.viewers)]
+    app_users = [
+        sa_subject(deployer, owner_ns),
+        *subjects(spec.developers),
+        *(identities.developers.get(project, []) if identities else ()),
+    ]
     out: list[dict[str, Any]] = [
         service_account(deployer, owner_ns, tenant=tenant, project=project)
     ]

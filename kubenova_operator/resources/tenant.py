@@ -8,7 +8,7 @@ from typing import Any
 
 from ..api.tenant import TenantSpec, apps_namespace, owner_namespace
 from . import labels as L
-from .credentials import default_requests
+from .credentials import RequestIdentities, default_requests
 from .namespaces import namespace
 from .network_policies import network_policies
 from .quantity import canonical_hard, format_quantity, parse_quantity
@@ -22,12 +22,24 @@ from .rbac import (
 )
 
 
-def owner_subjects(tenant: str, spec: TenantSpec) -> list[dict[str, str]]:
-    return [sa_subject(L.OWNER_SA, owner_namespace(tenant)), *subjects(spec.owners)]
+def owner_subjects(
+    tenant: str, spec: TenantSpec, identities: RequestIdentities | None = None
+) -> list[dict[str, str]]:
+    return [
+        sa_subject(L.OWNER_SA, owner_namespace(tenant)),
+        *subjects(spec.owners),
+        *(identities.owners if identities else ()),
+    ]
 
 
-def readonly_subjects(tenant: str, spec: TenantSpec) -> list[dict[str, str]]:
-    return [sa_subject(L.READONLY_SA, owner_namespace(tenant)), *subjects(spec.viewers)]
+def readonly_subjects(
+    tenant: str, spec: TenantSpec, identities: RequestIdentities | None = None
+) -> list[dict[str, str]]:
+    return [
+        sa_subject(L.READONLY_SA, owner_namespace(tenant)),
+        *subjects(spec.viewers),
+        *(identities.readers if identities else ()),
+    ]
 
 
 def guardrails(
@@ -67,7 +79,12 @@ def apps_quota(spec: TenantSpec, claimed: Mapping[str, Decimal]) -> dict[str, st
 
 
 def tenant_children(
-    tenant: str, tenant_uid: str, spec: TenantSpec, claimed: Mapping[str, Decimal]
+    tenant: str,
+    tenant_uid: str,
+    spec: TenantSpec,
+    claimed: Mapping[str, Decimal],
+    *,
+    identities: RequestIdentities | None = None,
 ) -> list[dict[str, Any]]:
     """The desired children of a Tenant (its own two namespaces; Projects build theirs).
 
@@ -75,7 +92,8 @@ def tenant_children(
     marks the namespaces as the tenant's.
     """
     owner_ns, apps_ns = owner_namespace(tenant), apps_namespace(tenant)
-    owners, readers = owner_subjects(tenant, spec), readonly_subjects(tenant, spec)
+    owners = owner_subjects(tenant, spec, identities)
+    readers = readonly_subjects(tenant, spec, identities)
     out: list[dict[str, Any]] = [
         namespace(owner_ns, tenant=tenant, tenant_uid=tenant_uid, tenant_spec=spec, role="owner"),
         namespace(apps_ns, tenant=tenant, tenant_uid=tenant_uid, tenant_spec=spec, role="apps"),

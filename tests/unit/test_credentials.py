@@ -10,6 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kubenova_operator import cli
+from kubenova_operator.api.project import ProjectSpec
+from kubenova_operator.api.tenant import TenantSpec
 from kubenova_operator.credentials.kubeconfig import render_kubeconfig
 from kubenova_operator.credentials.rotation import issue_reason, renew_at
 from kubenova_operator.credentials.sealing import (
@@ -19,6 +21,9 @@ from kubenova_operator.credentials.sealing import (
     open_sealed,
     seal,
 )
+from kubenova_operator.resources.credentials import request_identities
+from kubenova_operator.resources.project import project_children
+from kubenova_operator.resources.tenant import tenant_children
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -99,3 +104,55 @@ def test_kubeconfig_shape() -> None:
     }
     assert cfg["users"][0]["user"] == {"token": "t0k3n"}
     assert cfg["contexts"][0]["context"]["namespace"] == "acme-apps"
+
+
+def _request(name: str, role: str, **spec: object) -> dict[str, object]:
+    return {
+        "metadata": {"name": name, "namespace": "acme-owner"},
+        "spec": {"role": role, **spec},
+    }
+
+
+def test_each_live_request_is_bound_as_its_own_identity_where_its_role_reaches() -> None:
+
+    requests = [
+        _request("laptop", "owner"),
+        _request("audit", "readonly"),
+        _request("ci", "developer", project="shop"),
+        _request("old", "owner", revoked=True),
+        {
+            **_request("gone", "owner"),
+            "metadata": {
+                "name": "gone",
+                "namespace": "acme-owner",
+                "deletionTimestamp": "2026-01-01T00:00:00Z",
+            },
+        },
+        {**_request("elsewhere", "owner"), "metadata": {"name": "x", "namespace": "other-owner"}},
+    ]
+    ids = request_identities("acme", requests)
+    sa = {"kind": "ServiceAccount", "namespace": "acme-owner"}
+    assert ids.owners == [{**sa, "name": "kcr-laptop"}]
+    assert ids.readers == [{**sa, "name": "kcr-audit"}]
+    assert ids.developers == {"shop": [{**sa, "name": "kcr-ci"}]}
+
+    objs = tenant_children("acme", "uid", TenantSpec(), {}, identities=ids)
+    owner_binding = next(
+        o
+        for o in objs
+        if o["kind"] == "RoleBinding"
+        and o["metadata"]["namespace"] == "acme-apps"
+        and o["metadata"]["name"] == "kubenova:tenant-owner"
+    )
+    names = {s["name"] for s in owner_binding["subjects"]}
+    assert "kcr-laptop" in names and "kcr-old" not in names and "kcr-gone" not in names
+    assert "kcr-audit" not in names  # a readonly identity is not an owner
+    shop = project_children("shop", "acme", "uid", TenantSpec(), ProjectSpec(), identities=ids)
+    app_users = next(
+        o
+        for o in shop
+        if o["kind"] == "RoleBinding" and o["metadata"]["name"] == "kubenova:app-user"
+    )
+    assert {"kind": "ServiceAccount", "name": "kcr-ci", "namespace": "acme-owner"} in (
+        app_users["subjects"]
+    )
