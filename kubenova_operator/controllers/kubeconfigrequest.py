@@ -183,7 +183,7 @@ async def _new_kubeconfig(
     kubeconfig around it."""
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
-    await _ensure_identity(body, request, tenant_name)
+    await _ensure_identity(body, request, tenant_name, context_ns)
     binding = await ctx().kube.apply(binding_secret(name, namespace, _owner_ref(body), tenant_name))
     try:
         token = await request_token(
@@ -212,9 +212,29 @@ async def _new_kubeconfig(
     return kubeconfig, token
 
 
-async def _ensure_identity(body: dict[str, Any], request: KubeConfigRequest, tenant: str) -> None:
+_ROLE_BINDINGS = {
+    CredentialRole.OWNER: L.ROLE_TENANT_OWNER,
+    CredentialRole.READONLY: L.ROLE_READONLY,
+    CredentialRole.DEVELOPER: L.ROLE_APP_USER,
+}
+
+
+def _bound(request: KubeConfigRequest, name: str, namespace: str, context_ns: str) -> bool:
+    """Whether the tenant's pass has bound the request's identity in its context
+    namespace (from the store: no API call)."""
+    binding = store.children.get(("RoleBinding", context_ns, _ROLE_BINDINGS[request.spec.role]))
+    wanted = {"kind": "ServiceAccount", "name": L.request_sa(name), "namespace": namespace}
+    return any(
+        {k: s.get(k) for k in wanted} == wanted for s in (binding or {}).get("subjects") or []
+    )
+
+
+async def _ensure_identity(
+    body: dict[str, Any], request: KubeConfigRequest, tenant: str, context_ns: str
+) -> None:
     """The request's own ServiceAccount, bound by a tenant pass that has seen the
-    request: when this returns, a token for it works where its role reaches."""
+    request: when this returns, a token for it works where its role reaches. (Only a
+    new identity waits for a pass; a rotation finds it bound.)"""
     meta = body["metadata"]
     await ctx().kube.apply(
         request_service_account(
@@ -226,7 +246,8 @@ async def _ensure_identity(body: dict[str, Any], request: KubeConfigRequest, ten
         )
     )
     remember_request(body)
-    await ctx().queue.run(tenant, "credential")
+    if not _bound(request, meta["name"], meta["namespace"], context_ns):
+        await ctx().queue.run(tenant, "credential")
 
 
 def remember_request(body: Mapping[str, Any]) -> bool:

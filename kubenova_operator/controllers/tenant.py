@@ -35,7 +35,7 @@ from ..integrations.kubevela import add_counts
 from ..kube import store
 from ..kube.diff import describe, object_key
 from ..kube.kinds import VELA_CHILD_KINDS
-from ..kube.plan import Changes, plan_changes
+from ..kube.plan import Changes, desired_digests, plan_changes
 from ..observability.metrics import DRIFT_CORRECTIONS, record_phase
 from ..observability.reconcile import reconciler
 from ..resources import labels as L
@@ -69,7 +69,7 @@ _WAVES = (("Namespace",), ("ServiceAccount", "ClusterRole"), None)
 _EARLIER_WAVES = frozenset(kind for wave in _WAVES if wave for kind in wave)
 
 # Passes for these reasons expect differences: they are changes, not drift.
-CHANGE_TRIGGERS = frozenset({"spec", "kubevela", "project-deleted", "credential"})
+CHANGE_TRIGGERS = frozenset({"spec", "kubevela", "project-deleted"})
 # How soon to look again while a namespace is still being deleted.
 TERMINATING_RECHECK_SECONDS = 5.0
 
@@ -267,6 +267,7 @@ async def _without_tenant(name: str, project_bodies: list[dict[str, Any]]) -> No
         await write_project_status(project, outcome, tenant=None)
     if not project_bodies:
         ctx().queue.forget(name)  # nothing left to look after under this name
+        store.last_desired.pop(name, None)
 
 
 async def _delete_tenant(
@@ -357,7 +358,9 @@ async def _build(
         report_only=report_only,
         admitted_projects=admitted,
         delete_namespaces_of={i.name for i in inputs if i.spec.deletion_policy == "Delete"},
+        last_desired=store.last_desired.get(name),
     )
+    store.last_desired[name] = desired_digests(desired)
     failures = Failures()
     await _execute(changes, admitted, failures, name)
     if changes.drifted:

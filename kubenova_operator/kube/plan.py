@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +27,15 @@ def _namespace_of(obj: dict[str, Any]) -> str:
     return str(meta.get("namespace") or meta["name"])
 
 
+def digest(obj: Mapping[str, Any]) -> str:
+    """A stable fingerprint of a desired object."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def desired_digests(desired: list[dict[str, Any]]) -> dict[Key, str]:
+    return {object_key(o): digest(o) for o in desired}
+
+
 def plan_changes(
     desired: list[dict[str, Any]],
     observed: Mapping[Key, dict[str, Any]],
@@ -33,11 +44,16 @@ def plan_changes(
     report_only: bool,
     admitted_projects: Collection[str],
     delete_namespaces_of: Collection[str],
+    last_desired: Mapping[Key, str] | None = None,
 ) -> Changes:
     """What to write so that `observed` (a tenant's children) matches `desired`.
 
     - drift_possible: the parent was built at its current generation, so a difference
       is drift (reported in `drifted`); report_only: then it is not written.
+    - last_desired: the digest of each object as the previous pass desired it; with it,
+      only a difference in an object whose desired form did not change since is drift
+      (a new credential's subjects in a RoleBinding are a change, not drift, even in a
+      pass that also heals something).
     - Observed children that are no longer desired are pruned, except namespaces,
       which are released unless their project's policy is Delete, and except what
       belongs to a project that is not admitted (held or unknown): that is left alone.
@@ -61,7 +77,7 @@ def plan_changes(
         diffs = ["missing"] if have is None else differences(obj, have)
         if not diffs:
             continue
-        if drift_possible:
+        if drift_possible and (last_desired is None or last_desired.get(key) == digest(obj)):
             changes.drifted.append(f"{describe(key)} ({', '.join(diffs[:3])})")
             if report_only:
                 continue

@@ -146,6 +146,9 @@ def drop_application(namespace: str, name: str) -> None:
     applications.get(namespace, {}).pop(name, None)
 
 
+# Per tenant, the digest of each child as its last pass desired it (kube/plan.py):
+# what tells a change of the spec from drift.
+last_desired: dict[str, dict[Key, str]] = {}
 # Every namespace of the cluster -> what decides whose it is (resources/ownership.py):
 # a Tenant or Project never takes a namespace somebody else already has.
 namespaces: dict[str, NamespaceRecord] = {}

@@ -379,7 +379,12 @@ async def test_encrypted_delivery_round_trip(
         ("noproj", {"role": "developer", "project": "nope"}, "ProjectNotFound"),
         (
             "badkey",
-            {"role": "owner", "recipientPublicKey": "not a key", "delivery": {"mode": "Encrypted"}},
+            {
+                "role": "owner",
+                # PEM-shaped (the schema's check), but not an X25519 key: the operator's.
+                "recipientPublicKey": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+                "delivery": {"mode": "Encrypted"},
+            },
             "InvalidPublicKey",
         ),
     ],
@@ -399,6 +404,8 @@ async def test_bad_requests_get_a_reason(
     )
     ready = must_condition(obj, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", reason), ready
+    # A request that cannot be served as written is Stalled (kstatus: Failed).
+    assert must_condition(obj, "Stalled")["reason"] == reason
 
 
 @pytest.mark.parametrize(
@@ -411,8 +418,18 @@ async def test_bad_requests_get_a_reason(
         ),
         ({"role": "admin"}, 'Unsupported value: "admin"'),
         ({"role": "owner", "ttlSeconds": 60}, "should be greater than or equal to 600"),
+        (
+            {"role": "owner", "recipientPublicKey": "not a key", "delivery": {"mode": "Encrypted"}},
+            "recipientPublicKey must be a PEM public key",
+        ),
     ],
-    ids=["developer-without-project", "encrypted-without-key", "unknown-role", "ttl-too-short"],
+    ids=[
+        "developer-without-project",
+        "encrypted-without-key",
+        "unknown-role",
+        "ttl-too-short",
+        "key-not-pem",
+    ],
 )
 async def test_invalid_requests_are_refused_by_the_api_server(
     cluster: Cluster, api: client.ApiClient, spec: dict[str, Any], message: str

@@ -108,7 +108,7 @@ async def test_tenant_becomes_ready_and_deletes_cleanly(
         (
             "labels",
             {"namespaceMetadata": {"labels": {"kubenova.io/tenant": "other"}}},
-            "labels under kubenova.io/",
+            "label keys in kubenova.io/",
         ),
     ],
     ids=[
