@@ -382,7 +382,9 @@ async def test_encrypted_delivery_round_trip(
             {
                 "role": "owner",
                 # PEM-shaped (the schema's check), but not an X25519 key: the operator's.
-                "recipientPublicKey": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+                "recipientPublicKey": (
+                    "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+                ),
                 "delivery": {"mode": "Encrypted"},
             },
             "InvalidPublicKey",
