@@ -8,11 +8,12 @@ from typing import Any
 
 import kopf
 
+from ..api.capsulesync import CapsuleSyncStatus
 from ..api.common import API_VERSION, now
 from ..integrations import CAPSULE
-from .conditions import condition, same_status
+from .conditions import condition
 from .context import ctx
-from .outcome import Outcome, render_conditions
+from .outcome import Outcome, render_conditions, status_patch, unchanged
 from .wiring import level_triggered, watched_as_child
 
 CAPSULESYNCS = "capsulesyncs.v1alpha1.kubenova.io"
@@ -44,20 +45,21 @@ async def reconcile_capsulesync(body: dict[str, Any]) -> None:
         # the next resync notices.
         outcome = Outcome.stalled(peer.missing_reason, peer.missing_message())
     old = body.get("status") or {}
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "available": installed,
-        "conditions": [
-            c.model_dump(mode="json", by_alias=True, exclude_none=True)
-            for c in render_conditions(old.get("conditions"), outcome, generation, [available])
-        ],
-    }
-    if installed:
-        status["apiVersion"] = peer.api_version
-    if same_status(old, status):
+    status = CapsuleSyncStatus(
+        observed_generation=generation,
+        conditions=render_conditions(old.get("conditions"), outcome, generation, [available]),
+        available=installed,
+        api_version=peer.api_version if installed else None,
+    )
+    # Fields the sync itself will own (the Capsule Tenant, its namespaces) are not
+    # written by this release.
+    patch = status_patch(
+        status, exclude={"last_sync_time", "capsule_tenant", "namespaces", "drift_corrections"}
+    )
+    if unchanged(old, patch):
         return
-    status["lastSyncTime"] = now().isoformat().replace("+00:00", "Z")
-    await ctx().kube.patch_status(API_VERSION, "CapsuleSync", meta["name"], None, status)
+    patch["lastSyncTime"] = now().isoformat().replace("+00:00", "Z")
+    await ctx().kube.patch_status(API_VERSION, "CapsuleSync", meta["name"], None, patch)
 
 
 # A child of its Tenant: a deleted one is rebuilt.

@@ -48,10 +48,3 @@ def find(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, Any] 
 def is_true(conditions: list[dict[str, Any]] | None, type_: str) -> bool:
     cond = find(conditions, type_)
     return bool(cond and cond.get("status") == "True")
-
-
-def same_status(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
-    """Whether patching `new` over `old` would change anything a reader can see."""
-    if not old:
-        return not new
-    return all(old.get(key) == value for key, value in new.items())

@@ -108,8 +108,14 @@ def _empty(value: Any) -> bool:
 
 def status_patch(status: StatusBase, exclude: set[str] | None = None) -> dict[str, Any]:
     """The status as a merge patch: every field the model owns, with null for those it
-    clears (fields in `exclude`, by their Python name, belong to another writer)."""
-    return status.model_dump(mode="json", by_alias=True, exclude=exclude)
+    clears (fields in `exclude`, by their Python name, belong to another writer).
+    Nested unset fields are left out, as the API server would prune them."""
+    patch = status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude=exclude)
+    for name, info in type(status).model_fields.items():
+        wire = info.alias or name
+        if name not in (exclude or set()) and wire not in patch:
+            patch[wire] = None
+    return patch
 
 
 def unchanged(old: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> bool:

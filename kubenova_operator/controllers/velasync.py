@@ -23,7 +23,7 @@ import kopf
 from ..api.common import API_VERSION, now, parse_time
 from ..api.project import Project
 from ..api.tenant import owner_namespace
-from ..api.velasync import ApplicationSummary
+from ..api.velasync import ApplicationSummary, VelaSyncStatus
 from ..integrations import KUBEVELA
 from ..integrations.kubevela import (
     APPLICATION_API,
@@ -42,9 +42,9 @@ from ..observability.metrics import APPLICATIONS_BY_PHASE
 from ..resources import labels as L
 from . import events
 from .children import RELISTS, observe_child
-from .conditions import condition, same_status
+from .conditions import condition
 from .context import ctx
-from .outcome import Outcome, render_conditions
+from .outcome import Outcome, render_conditions, status_patch, unchanged
 from .tenant import tenant_key
 from .wiring import level_triggered
 
@@ -236,30 +236,25 @@ async def reconcile_velasync(key: str, triggers: frozenset[str]) -> None:
         ]
         _schedule_recheck(key, namespaces)
         _export(key, summaries, project_name)
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "available": installed,
-        "namespaces": namespaces,
-        "applications": [
-            s.model_dump(mode="json", by_alias=True, exclude_none=True)
-            for s in summaries[:MAX_SUMMARIES]
-        ],
-        "counts": counts.model_dump(by_alias=True) if counts else None,
-        "conditions": [
-            c.model_dump(mode="json", by_alias=True, exclude_none=True)
-            for c in render_conditions(old.get("conditions"), outcome, generation, extra)
-        ],
-    }
-    if not same_status(old, status):
-        status["lastSyncTime"] = now().isoformat().replace("+00:00", "Z")
+    status = VelaSyncStatus(
+        observed_generation=generation,
+        conditions=render_conditions(old.get("conditions"), outcome, generation, extra),
+        available=installed,
+        namespaces=namespaces,
+        applications=summaries[:MAX_SUMMARIES],
+        counts=counts,
+    )
+    patch = status_patch(status, exclude={"last_sync_time"})
+    if not unchanged(old, patch):
+        patch["lastSyncTime"] = now().isoformat().replace("+00:00", "Z")
         store.children.upsert(
-            await kube.patch_status(API_VERSION, "VelaSync", name, namespace, status)
+            await kube.patch_status(API_VERSION, "VelaSync", name, namespace, patch)
         )
     if project is not None:
         if installed:
             _announce(project, previous, summaries)
             await _prune_revisions(project, summaries)
-        await _write_project_counts(project, _project_applications(summaries, status["counts"]))
+        await _write_project_counts(project, _project_applications(summaries, patch["counts"]))
 
 
 async def _prune_revisions(project: dict[str, Any], summaries: list[ApplicationSummary]) -> None:
