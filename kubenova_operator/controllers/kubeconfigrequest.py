@@ -49,7 +49,7 @@ from ..observability.metrics import (
 )
 from ..observability.reconcile import reconciler
 from ..resources import labels as L
-from ..resources.credentials import live, request_service_account
+from ..resources.credentials import live
 from . import events
 from .conditions import find
 from .context import ctx
@@ -232,19 +232,10 @@ def _bound(request: KubeConfigRequest, name: str, namespace: str, context_ns: st
 async def _ensure_identity(
     body: dict[str, Any], request: KubeConfigRequest, tenant: str, context_ns: str
 ) -> None:
-    """The request's own ServiceAccount, bound by a tenant pass that has seen the
-    request: when this returns, a token for it works where its role reaches. (Only a
-    new identity waits for a pass; a rotation finds it bound.)"""
+    """The request's own ServiceAccount, built and bound by a tenant pass that has
+    seen the request: when this returns, a token for it works where its role reaches.
+    (Only a new identity waits for a pass; a rotation finds it bound.)"""
     meta = body["metadata"]
-    await ctx().kube.apply(
-        request_service_account(
-            meta["name"],
-            tenant,
-            role=request.spec.role,
-            project=request.spec.project,
-            owner=_owner_ref(body),
-        )
-    )
     remember_request(body)
     if not _bound(request, meta["name"], meta["namespace"], context_ns):
         await ctx().queue.run(tenant, "credential")

@@ -1,10 +1,12 @@
 """Credentials as children: the kubeconfigs every tenant gets (default owner and
 readonly requests), and who each KubeConfigRequest's own identity is bound as.
 
-Each request has its own ServiceAccount (`kcr-<request>`, made by the request's
-controller). The tenant pass binds it exactly where its role reaches, as a subject of
-the same RoleBindings the role's people are in; a revoked or deleted request is left
-out of them on the next pass, and RBAC has no cache: its next API call is refused.
+Each live request has its own ServiceAccount (`kcr-<request>`, owned by the request),
+built by its tenant's pass like every other child and bound exactly where its role
+reaches, as a subject of the same RoleBindings the role's people are in. A revoked or
+deleted request is left out of them on the next pass, which rewrites the bindings
+first and then prunes the ServiceAccount: RBAC has no cache, so its next API call is
+refused.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class RequestIdentities:
     owners: list[dict[str, str]] = field(default_factory=list)
     readers: list[dict[str, str]] = field(default_factory=list)
     developers: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # by project
+    service_accounts: list[dict[str, Any]] = field(default_factory=list)  # to build
 
 
 def live(request: Mapping[str, Any]) -> bool:
@@ -71,7 +74,23 @@ def request_identities(tenant: str, requests: Iterable[Mapping[str, Any]]) -> Re
             "name": L.request_sa(request["metadata"]["name"]),
             "namespace": namespace,
         }
-        role = spec.get("role")
+        role = str(spec.get("role"))
+        out.service_accounts.append(
+            request_service_account(
+                request["metadata"]["name"],
+                tenant,
+                role=role,
+                project=spec.get("project"),
+                owner={
+                    "apiVersion": API_VERSION,
+                    "kind": "KubeConfigRequest",
+                    "name": request["metadata"]["name"],
+                    "uid": request["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                },
+            )
+        )
         if role == "owner":
             out.owners.append(subject)
         elif role == "readonly":

@@ -109,5 +109,7 @@ def tenant_children(
         out.append(role_binding(L.ROLE_TENANT_OWNER, ns, owners, tenant=tenant))
         out.append(role_binding(L.ROLE_READONLY, ns, readers, tenant=tenant))
     out.extend(tenant_cluster_access(tenant, [*owners, *readers]))
+    # Each live KubeConfigRequest's own identity (bound above and in the projects).
+    out.extend(identities.service_accounts if identities else ())
     out.extend(default_requests(tenant))
     return out

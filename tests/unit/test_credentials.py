@@ -108,7 +108,7 @@ def test_kubeconfig_shape() -> None:
 
 def _request(name: str, role: str, **spec: object) -> dict[str, object]:
     return {
-        "metadata": {"name": name, "namespace": "acme-owner"},
+        "metadata": {"name": name, "namespace": "acme-owner", "uid": f"uid-{name}"},
         "spec": {"role": role, **spec},
     }
 
@@ -135,6 +135,11 @@ def test_each_live_request_is_bound_as_its_own_identity_where_its_role_reaches()
     assert ids.owners == [{**sa, "name": "kcr-laptop"}]
     assert ids.readers == [{**sa, "name": "kcr-audit"}]
     assert ids.developers == {"shop": [{**sa, "name": "kcr-ci"}]}
+    # Only live requests have an identity to build, each owned by its request.
+    built = {o["metadata"]["name"]: o for o in ids.service_accounts}
+    assert set(built) == {"kcr-laptop", "kcr-audit", "kcr-ci"}
+    assert built["kcr-ci"]["metadata"]["ownerReferences"][0]["uid"] == "uid-ci"
+    assert built["kcr-ci"]["metadata"]["labels"]["kubenova.io/credential-role"] == "developer"
 
     objs = tenant_children("acme", "uid", TenantSpec(), {}, identities=ids)
     owner_binding = next(
