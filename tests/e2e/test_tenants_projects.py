@@ -73,6 +73,16 @@ async def make_project(
     )
 
 
+async def credentials_issued(api: client.ApiClient, tenant: str) -> None:
+    """Wait until the tenant's default kubeconfigs are issued: until then their
+    identities are still being added to the tenant's RoleBindings (a change, not drift),
+    and a test that edits those bindings would race with it."""
+    for name in ("default-owner", "default-readonly"):
+        await watch_until(
+            api, "kubeconfigrequests", name, ready_at_generation, namespace=f"{tenant}-owner"
+        )
+
+
 async def quota_hard(api: client.ApiClient, namespace: str) -> dict[str, str]:
     quota = await client.CoreV1Api(api).read_namespaced_resource_quota("kubenova-quota", namespace)
     return dict(quota.spec.hard)
@@ -292,6 +302,7 @@ async def test_drift_is_healed_and_steady_state_writes_nothing(
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
     net = client.NetworkingV1Api(api)
     await make_tenant(api, "tp3")
+    await credentials_issued(api, "tp3")
 
     # A deleted RoleBinding comes back.
     await rbac.delete_namespaced_role_binding("kubenova:tenant-owner", "tp3-apps")
@@ -391,6 +402,7 @@ async def test_report_policy_only_reports(
 ) -> None:
     rbac = client.RbacAuthorizationV1Api(api)
     await make_tenant(api, "tp4", driftPolicy="Report")
+    await credentials_issued(api, "tp4")
     await rbac.delete_namespaced_role_binding("kubenova:readonly", "tp4-apps")
     obj = await watch_until(
         api, "tenants", "tp4", lambda o: (condition(o, "Drifted") or {}).get("status") == "True"
