@@ -40,6 +40,7 @@ from ..observability.metrics import DRIFT_CORRECTIONS, record_phase
 from ..observability.reconcile import reconciler
 from ..resources import labels as L
 from ..resources.budget import Decision, ProjectInput, admit_projects
+from ..resources.fairness import tenant_flow_schema
 from ..resources.kubevela import delivery_objects
 from ..resources.namespaces import release_patch
 from ..resources.ownership import NamespaceRecord, is_owned, namespace_conflict
@@ -424,6 +425,7 @@ def _desired(
     of: the builders in resources/, one call each."""
     desired = tenant_children(name, uid, tenant.spec, claimed)
     desired.append(capsule_sync(name, uid))
+    desired.append(tenant_flow_schema(name, tenant.spec, {i.name: i.spec for i, _ in admitted}))
     for item, project_uid in admitted:
         desired.extend(project_children(item.name, name, uid, tenant.spec, item.spec))
         if ctx().kubevela:
