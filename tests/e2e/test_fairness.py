@@ -348,6 +348,9 @@ async def test_a_flooding_tenant_does_not_starve_another(
     assert set(loaded_b.codes) == {200}, f"B was refused or failed:\n{report}"
     assert server_rejected[B] == 0, report
     assert set(loaded_b.flows) == {fs(B)}, loaded_b.flows
+    # A tenant is one flow, whatever identity it uses: its other credential queues (and
+    # is refused) with its flood, where a flow per user would have let it through.
+    assert loaded_a_readonly.codes[429] > 0, f"A's second credential was never refused:\n{report}"
     bound = max(SLOWDOWN * idle_b.p(0.99), FLOOR_SECONDS)
     assert loaded_b.p(0.99) < bound, f"B's p99 above {bound * 1e3:.0f}ms:\n{report}"
     admin_bound = max(SLOWDOWN * idle_admin.p(0.99), FLOOR_SECONDS)
