@@ -123,6 +123,8 @@ async def test_a_tenant_credential_leaves_a_metadata_only_trail(
     kubeconfig.chmod(0o600)
     assert yaml.safe_load(text)["clusters"][0]["cluster"]["server"] == plane.server
     token = yaml.safe_load(text)["users"][0]["user"]["token"]
+    claims = token.split(".")[1]
+    jti = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["jti"]
 
     # Whoever the request's token is for (today the tenant's kubenova-owner; it could be
     # a ServiceAccount of the request's own): the API server says.
@@ -161,6 +163,10 @@ async def test_a_tenant_credential_leaves_a_metadata_only_trail(
         assert event["responseStatus"]["code"] == code, event
         assert "requestObject" not in event and "responseObject" not in event, event
         assert event["objectRef"]["apiVersion"] == "v1"
+        # Which of the ServiceAccount's tokens: this request's, not another kubeconfig's.
+        assert event["user"]["extra"]["authentication.kubernetes.io/credential-id"] == [
+            f"JTI={jti}"
+        ], event["user"]
     # Reads of anything but Secrets are not recorded.
     assert not matching(events, username, "get", "configmaps", "audited")
     assert not [e for e in events if e["user"]["username"] == OPERATOR_USERNAME]
