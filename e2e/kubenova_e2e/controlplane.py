@@ -32,11 +32,16 @@ from types import TracebackType
 
 import yaml
 
-from .build import cache_dir, controlplane_binary
+from .build import REPO, cache_dir, controlplane_binary
 from .pki import ClusterPKI
 
 SERVICE_CIDR = "10.0.0.0/24"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+# What the API server records (docs/security.md#audit), as a real cluster would use it.
+AUDIT_POLICY = REPO / "manifests" / "audit" / "policy.yaml"
+# The audit log is rotated at this size (MB), one old file kept: a run's log stays
+# under 200 MB however long it runs.
+AUDIT_LOG_MAX_MB = 100
 _PR_SET_PDEATHSIG = 1
 # Loaded here, not in the forked child: dlopen after fork can deadlock on a lock some
 # other thread of the parent held at fork time.
@@ -86,12 +91,24 @@ class LocalControlPlane:
         self.admin_cert, self.admin_key = self.pki.admin_cert, self.pki.admin_key
         self.front_proxy_ca = self.pki.front_proxy_ca
         self.kubeconfig = workdir / "kubeconfig"
+        self.audit_policy = AUDIT_POLICY
         self.api_port = free_port()
         self.server = f"https://127.0.0.1:{self.api_port}"
         self.startup_seconds: float | None = None
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._stopped = False
         atexit.register(self.stop)
+
+    @property
+    def audit_log(self) -> Path:
+        """Where the API server writes its audit log (JSON lines, one event each)."""
+        return self.workdir / "audit.log"
+
+    def audit_log_files(self) -> list[Path]:
+        """The audit log and the one rotated copy it may have (`audit-<time>.log`),
+        oldest first: read them all to see every event of the run."""
+        rotated = sorted(self.workdir.glob("audit-*.log"))
+        return [*rotated, self.audit_log] if self.audit_log.exists() else rotated
 
     # --- certificates and kubeconfigs -------------------------------------------
 
@@ -252,6 +269,10 @@ class LocalControlPlane:
             "DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,"
             "ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,PodSecurity",
             "--profiling=false",
+            f"--audit-policy-file={self.audit_policy}",
+            f"--audit-log-path={self.audit_log}",
+            f"--audit-log-maxsize={AUDIT_LOG_MAX_MB}",
+            "--audit-log-maxbackup=1",
             "--v=1",
         )
         # 60 s is plenty on an idle machine (~5 s); 90 s covers two cores shared with a

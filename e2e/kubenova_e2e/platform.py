@@ -14,6 +14,7 @@ from .controlplane import apply_manifest, free_port, kubectl, stop_process
 
 OPERATOR_NAMESPACE = "kubenova-system"
 POLICIES = REPO / "manifests" / "policies"
+FAIRNESS = REPO / "manifests" / "fairness"
 # Who the admission policies in manifests/policies/ let through: the operator's
 # ServiceAccount, as it runs in a cluster.
 OPERATOR_USERNAME = f"system:serviceaccount:{OPERATOR_NAMESPACE}:kubenova-operator"
@@ -39,9 +40,9 @@ def install_policies(kubeconfig: Path) -> None:
 
 
 def install_platform(kubeconfig: Path) -> None:
-    """CRDs, the product ClusterRoles, the admission policies and the operator's
-    namespace (what `kubectl apply -k manifests/` installs, less the in-cluster
-    Deployment)."""
+    """CRDs, the product ClusterRoles, the admission policies, the API Priority and
+    Fairness objects and the operator's namespace (what `kubectl apply -k manifests/`
+    installs, less the in-cluster Deployment)."""
     kubectl("apply", "--server-side", "-k", str(REPO / "crds"), kubeconfig=kubeconfig)
     kubectl(
         "apply",
@@ -51,6 +52,10 @@ def install_platform(kubeconfig: Path) -> None:
         kubeconfig=kubeconfig,
     )
     install_policies(kubeconfig)
+    # API Priority and Fairness: the tenants' priority level and the operator's
+    # FlowSchema (for the in-cluster ServiceAccount; the operator here authenticates as
+    # the admin, whose requests are exempt anyway).
+    kubectl("apply", "--server-side", "-f", str(FAIRNESS), kubeconfig=kubeconfig)
     kubectl("create", "namespace", OPERATOR_NAMESPACE, kubeconfig=kubeconfig, check=False)
     kubectl(
         "wait",

@@ -33,8 +33,9 @@ from .context import ctx
 
 logger = logging.getLogger(__name__)
 # Credentials and cluster-wide grants never outlive what they were for: deleting the
-# ServiceAccounts invalidates every token issued for them, whatever the policy.
-ALWAYS_DELETED = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+# ServiceAccounts invalidates every token issued for them, whatever the policy. Nor does
+# the tenant's FlowSchema (cluster-scoped, naming identities that are gone).
+ALWAYS_DELETED = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "FlowSchema")
 
 
 async def _teardown(selector: str, *, tenant: str, tenant_uid: str, delete: bool) -> int:

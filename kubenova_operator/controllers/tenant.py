@@ -41,6 +41,7 @@ from ..observability.reconcile import reconciler
 from ..resources import labels as L
 from ..resources.budget import Decision, ProjectInput, admit_projects
 from ..resources.credentials import request_identities
+from ..resources.fairness import tenant_flow_schema
 from ..resources.kubevela import delivery_objects
 from ..resources.namespaces import release_patch
 from ..resources.ownership import NamespaceRecord, is_owned, namespace_conflict
@@ -429,6 +430,7 @@ def _desired(
     identities = request_identities(name, store.parents.of_kind("KubeConfigRequest"))
     desired = tenant_children(name, uid, tenant.spec, claimed, identities=identities)
     desired.append(capsule_sync(name, uid))
+    desired.append(tenant_flow_schema(name, tenant.spec, {i.name: i.spec for i, _ in admitted}))
     for item, project_uid in admitted:
         desired.extend(
             project_children(item.name, name, uid, tenant.spec, item.spec, identities=identities)

@@ -9,6 +9,7 @@ CHILD_RESOURCES = (
     ("networking.k8s.io", "v1", "networkpolicies"),
     ("rbac.authorization.k8s.io", "v1", "clusterroles"),
     ("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
+    ("flowcontrol.apiserver.k8s.io", "v1", "flowschemas"),
 )
 # (apiVersion, kind), as the API and server-side apply name them.
 CHILD_KINDS = (
@@ -19,6 +20,7 @@ CHILD_KINDS = (
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("rbac.authorization.k8s.io/v1", "ClusterRole"),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema"),
 )
 
 # A project's KubeVela delivery defaults (resources/kubevela.py): built, watched and
