@@ -79,15 +79,10 @@ class Refused(Exception):
         return Outcome.stalled(self.reason, self.message)
 
 
-def _owner_ref(body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "KubeConfigRequest",
-        "name": body["metadata"]["name"],
-        "uid": body["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+def _owner_ref(body: dict[str, Any]) -> dict[str, object]:
+    return L.controller_reference(
+        "KubeConfigRequest", body["metadata"]["name"], body["metadata"]["uid"]
+    )
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -33,7 +33,7 @@ def binding_secret_name(request: str) -> str:
 
 
 def binding_secret(
-    request: str, namespace: str, owner: dict[str, str], tenant: str
+    request: str, namespace: str, owner: dict[str, object], tenant: str
 ) -> dict[str, object]:
     return {
         "apiVersion": "v1",

@@ -81,14 +81,9 @@ def request_identities(tenant: str, requests: Iterable[Mapping[str, Any]]) -> Re
                 tenant,
                 role=role,
                 project=spec.get("project"),
-                owner={
-                    "apiVersion": API_VERSION,
-                    "kind": "KubeConfigRequest",
-                    "name": request["metadata"]["name"],
-                    "uid": request["metadata"]["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                },
+                owner=L.controller_reference(
+                    "KubeConfigRequest", request["metadata"]["name"], request["metadata"]["uid"]
+                ),
             )
         )
         if role == "owner":
@@ -101,7 +96,7 @@ def request_identities(tenant: str, requests: Iterable[Mapping[str, Any]]) -> Re
 
 
 def request_service_account(
-    request: str, tenant: str, *, role: str, project: str | None, owner: dict[str, Any]
+    request: str, tenant: str, *, role: str, project: str | None, owner: dict[str, object]
 ) -> dict[str, Any]:
     """The request's own ServiceAccount, owned by the request (it goes with it)."""
     labels = L.managed_labels(tenant, project)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..api.common import API_VERSION
+
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "kubenova"
 FIELD_MANAGER = "kubenova"
@@ -55,3 +57,16 @@ def managed_labels(
     if environment:
         labels[ENVIRONMENT] = environment
     return labels
+
+
+def controller_reference(kind: str, name: str, uid: str) -> dict[str, object]:
+    """The ownerReference of a Kubenova kind over what it controls: the garbage
+    collector removes the child with it."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

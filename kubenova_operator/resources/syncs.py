@@ -9,17 +9,6 @@ from ..api.common import API_VERSION
 from . import labels as L
 
 
-def _owner(kind: str, name: str, uid: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": kind,
-        "name": name,
-        "uid": uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
 def capsule_sync(tenant: str, tenant_uid: str) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
@@ -27,7 +16,7 @@ def capsule_sync(tenant: str, tenant_uid: str) -> dict[str, Any]:
         "metadata": {
             "name": tenant,
             "labels": L.managed_labels(tenant),
-            "ownerReferences": [_owner("Tenant", tenant, tenant_uid)],
+            "ownerReferences": [L.controller_reference("Tenant", tenant, tenant_uid)],
         },
         "spec": {"tenantRef": {"name": tenant}},
     }
@@ -41,7 +30,7 @@ def vela_sync(project: str, namespace: str, project_uid: str, tenant: str) -> di
             "name": project,
             "namespace": namespace,
             "labels": L.managed_labels(tenant, project),
-            "ownerReferences": [_owner("Project", project, project_uid)],
+            "ownerReferences": [L.controller_reference("Project", project, project_uid)],
         },
         "spec": {"projectRef": {"name": project}},
     }

@@ -205,6 +205,38 @@ async def watch_until(
     )
 
 
+async def until_deleted(
+    api: client.ApiClient,
+    plural: str,
+    name: str,
+    namespace: str | None = None,
+    deadline: float = 30,
+) -> None:
+    """Wait until a kubenova.io object is gone (its finalizer released)."""
+    custom = client.CustomObjectsApi(api)
+
+    async def gone() -> bool:
+        try:
+            if namespace:
+                await custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+            else:
+                await custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    await eventually(gone, deadline=deadline, what=f"{plural}/{name} to be deleted")
+
+
+def project_body(tenant_name: str, name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Project",
+        "metadata": {"name": name, "namespace": f"{tenant_name}-owner"},
+        "spec": spec,
+    }
+
+
 def tenant_body(name: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from kubenova_e2e.platform import OperatorProcess
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from .harness import (
     GROUP,
@@ -24,6 +23,7 @@ from .harness import (
     eventually,
     merge_patch,
     ready_at_generation,
+    until_deleted,
     watch_until,
 )
 from .test_tenants_projects import make_project, make_tenant, project, quota_hard, tenant
@@ -139,14 +139,7 @@ async def test_a_hand_made_namespace_is_never_taken_over(
     # Deleting the Tenant (policy Delete) deletes nothing it did not create.
     await custom.delete_cluster_custom_object(GROUP, VERSION, "tenants", "victim")
 
-    async def gone() -> bool:
-        try:
-            await custom.get_cluster_custom_object(GROUP, VERSION, "tenants", "victim")
-        except ApiException as exc:
-            return exc.status == 404
-        return False
-
-    await eventually(gone, deadline=30, what="Tenant victim deleted")
+    await until_deleted(api, "tenants", "victim", deadline=30)
     still = await core.read_namespace("victim-apps")
     assert still.metadata.deletion_timestamp is None
     assert (await core.read_namespaced_secret("crown-jewels", "victim-apps")).data
@@ -330,11 +323,4 @@ async def test_a_deleting_tenant_builds_no_new_project(api: client.ApiClient) ->
             GROUP, VERSION, "dying-owner", "projects", name
         )
 
-    async def gone() -> bool:
-        try:
-            await custom.get_cluster_custom_object(GROUP, VERSION, "tenants", "dying")
-        except ApiException as exc:
-            return exc.status == 404
-        return False
-
-    await eventually(gone, deadline=60, what="Tenant dying deleted")
+    await until_deleted(api, "tenants", "dying", deadline=60)

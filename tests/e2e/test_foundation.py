@@ -17,10 +17,10 @@ from .harness import (
     Cluster,
     api_message,
     condition,
-    eventually,
     metric_value,
     ready_at_generation,
     tenant_body,
+    until_deleted,
     watch_until,
 )
 
@@ -61,14 +61,7 @@ async def test_tenant_becomes_ready_and_deletes_cleanly(
 
     await custom.delete_cluster_custom_object(GROUP, VERSION, "tenants", "found")
 
-    async def gone() -> bool:
-        try:
-            await custom.get_cluster_custom_object(GROUP, VERSION, "tenants", "found")
-        except ApiException as exc:
-            return exc.status == 404
-        return False
-
-    await eventually(gone, deadline=30, what="the Tenant to be deleted")
+    await until_deleted(api, "tenants", "found", deadline=30)
     # deletionPolicy Retain (default): the namespace stays, released.
     ns = await core.read_namespace("found-owner")
     assert "kubenova.io/tenant" not in (ns.metadata.labels or {})

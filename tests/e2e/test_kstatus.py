@@ -22,7 +22,6 @@ from kubenova_e2e.build import kstatus_binary
 from kubenova_e2e.kstatus import KStatus, compute
 from kubenova_e2e.platform import OperatorProcess
 from kubernetes_asyncio import client, watch
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from .harness import (
     GROUP,
@@ -33,8 +32,11 @@ from .harness import (
     merge_patch,
     must_condition,
     ready_at_generation,
+    until_deleted,
     watch_until,
 )
+from .harness import project_body as project
+from .harness import tenant_body as tenant
 
 # --- the wrapper on handcrafted objects -----------------------------------------------
 
@@ -143,24 +145,6 @@ def test_wrapper_keeps_order_and_reads_one_object_per_line() -> None:
 
 
 # --- Kubenova's objects, live ---------------------------------------------------------
-
-
-def tenant(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Tenant",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-
-
-def project(tenant_name: str, name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Project",
-        "metadata": {"name": name, "namespace": f"{tenant_name}-owner"},
-        "spec": spec,
-    }
 
 
 async def kstatus_of(body: dict[str, Any]) -> KStatus:
@@ -351,14 +335,7 @@ async def test_project_with_too_long_a_namespace_fails_then_recovers(
     # Fixed the only way a name can be: delete it, create it again with a shorter name.
     await custom.delete_namespaced_custom_object(GROUP, VERSION, owner, "projects", long)
 
-    async def gone() -> bool:
-        try:
-            await read(api, "projects", long, owner)
-        except ApiException as exc:
-            return exc.status == 404
-        return False
-
-    await eventually(gone, deadline=60, what=f"project {long} to be deleted")
+    await until_deleted(api, "projects", long, owner, deadline=60)
     await custom.create_namespaced_custom_object(
         GROUP, VERSION, owner, "projects", project(name, "web")
     )
