@@ -717,6 +717,7 @@ HOSTILE_REQUESTS: list[tuple[str, str, dict[str, Any], str]] = [
     ("mine", "key-long", {"secretName": "x", "secretKey": "k" * 53}, "Too long"),
     ("x" * 64, "long-name", {"secretName": "x"}, "may have at most 63 characters"),
 ]
+HOSTILE_KEYS = ["not a key", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"]
 
 
 @pytest.mark.parametrize(
@@ -729,6 +730,16 @@ async def test_hostile_kubeconfig_requests_are_refused(
 ) -> None:
     body = kcr_body(name, role="readonly", delivery=delivery)
     assert message in await refused(create_namespaced(owner_api, "kubeconfigrequests", body))
+
+
+@pytest.mark.parametrize("key", HOSTILE_KEYS, ids=["text", "certificate"])
+async def test_recipient_keys_must_be_pem_public_keys(
+    owner_api: client.ApiClient, key: str
+) -> None:
+    body = kcr_body("sealed", role="readonly", recipientPublicKey=key)
+    body["spec"]["delivery"] = {"mode": "Encrypted"}
+    text = await refused(create_namespaced(owner_api, "kubeconfigrequests", body))
+    assert "recipientPublicKey must be a PEM public key" in text
 
 
 async def test_only_the_default_requests_deliver_to_the_default_secret(
