@@ -824,6 +824,28 @@ async def test_objects_at_the_metadata_bound_are_handled_and_deletable(
     await eventually(gone, deadline=60, what="tenant bigok deleted")
 
 
+async def test_objects_over_the_bound_from_before_the_policy_may_shrink(
+    api: client.ApiClient, platform_api: client.ApiClient
+) -> None:
+    """An object that already holds more (written before the policy, here by the
+    exempt identity) cannot grow, but can shrink and lose its finalizers."""
+    await create_tenant(api, "legacy", {}, dry_run=False, annotations={"a": "x" * 100000})
+    custom = client.CustomObjectsApi(platform_api)
+
+    def patch(body: dict[str, Any]) -> Any:
+        return custom.patch_cluster_custom_object(  # type: ignore[call-arg]
+            GROUP, VERSION, "tenants", "legacy", body, _content_type="application/merge-patch+json"
+        )
+
+    assert SIZE_MESSAGE in await refused(patch({"metadata": {"annotations": {"b": "grow"}}}))
+    await patch({"metadata": {"annotations": {"a": "x" * 90000}}})
+    await custom.delete_cluster_custom_object(GROUP, VERSION, "tenants", "legacy")
+    try:
+        await patch({"metadata": {"finalizers": None}})
+    except ApiException as exc:  # the operator may have been quicker
+        assert exc.status == 404, exc.body
+
+
 # --- 8. service-account-token Secrets (manifests/policies/kubenova-service-account-tokens)
 
 

@@ -352,7 +352,8 @@ def test_metadata_size_policy() -> None:
     assert set(rule["resources"]) == {"tenants", "projects", "kubeconfigrequests"}
     assert V.OPERATOR_USERNAME in vap["spec"]["matchConditions"][0]["expression"]
     (validation,) = vap["spec"]["validations"]
-    assert validation["expression"] == f"variables.size <= {V.MAX_USER_METADATA_SIZE}"
+    assert validation["expression"].startswith(f"variables.size <= {V.MAX_USER_METADATA_SIZE} ||")
+    assert "variables.size <= variables.oldSize" in validation["expression"]
 
 
 def test_service_account_token_policy() -> None:
