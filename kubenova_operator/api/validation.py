@@ -11,12 +11,14 @@ is used, and each was checked against a real kube-apiserver (tests/e2e/test_admi
 Facts these rules are built on, measured against kube-apiserver v1.34.4:
 - A CRD's CEL environment has the `quantity()` library, `isURL()/url()`, the strings
   extension (`indexOf`, `join`, ...) and Kubernetes' list library (`sum()`), but no
-  base64 functions. A string with `format: byte` is validated as base64 and reaches
-  CEL as the decoded bytes, which is how caBundle is checked.
+  base64 functions. A string with `format: byte` is validated as (standard) base64
+  and reaches CEL as the decoded bytes, which is how caBundle is checked. (CEL decodes
+  it with the URL alphabet, so a value with '+' or '/' fails there; base64 of PEM text
+  never has either.)
 - A pattern mismatch does not stop CEL rules from running on the same value, so every
   rule that calls `quantity()` first checks the value against QUANTITY_PATTERN itself:
   ResourceQuota with cpu "1e2147483647" kept kube-apiserver at 175 % CPU and growing
-  past 1.4 GB for minutes; `quantity()` on such a string would do the same.
+  past 1.4 GB for minutes, and `quantity()` parses with the same code.
 - ResourceQuota accepts "1e30", "1e400" and "99999999999Ei" (binary-SI values are
   capped at 2^63-1), but its integer check (pods, count/*, extended resources)
   overflows above 9223372036854775 ((2^63-1)/1000, the largest milli-value) and then
