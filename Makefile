@@ -9,7 +9,7 @@ VENV ?= $(KUBENOVA_CACHE)/venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: deps run test lint unit e2e crds controlplane bench clean-cache
+.PHONY: deps run test lint unit e2e fuzz crds controlplane bench clean-cache
 
 $(STAMP): pyproject.toml
 	@mkdir -p $(KUBENOVA_CACHE)
@@ -41,6 +41,12 @@ unit: deps
 
 e2e: deps
 	$(PY) -m pytest -p no:cacheprovider -ra tests/e2e
+
+# Property-based fuzzing of Tenant and Project specs against the real API server and
+# operator, with more examples than `make e2e` runs (KUBENOVA_FUZZ_EXAMPLES, 150 there).
+fuzz: deps
+	KUBENOVA_FUZZ_EXAMPLES=$${KUBENOVA_FUZZ_EXAMPLES:-1000} \
+	  $(PY) -m pytest -p no:cacheprovider -ra -s tests/e2e/test_fuzz.py
 
 lint: deps
 	$(PY) -m ruff check .

@@ -198,7 +198,7 @@ class NamespaceMetadata(KubeModel):
                 cel(
                     f"self.all(k, !k.matches({V.quoted(V.RESERVED_KEY)}) || "
                     f"(k.startsWith('{V.LABEL_EXCEPTION_PREFIX}') && k != '{V.MANAGED_BY}'))",
-                    f"label keys in {V.reserved_domains_text()} and their subdomains are "
+                    f"labels under {V.reserved_domains_text()} and their subdomains are "
                     "set by Kubernetes, Kubenova, Capsule or KubeVela; of "
                     "app.kubernetes.io/ only managed-by is reserved",
                 ),
@@ -216,7 +216,7 @@ class NamespaceMetadata(KubeModel):
                 *_key_rules("annotation"),
                 cel(
                     f"self.all(k, !k.matches({V.quoted(V.RESERVED_KEY)}))",
-                    f"annotation keys in {V.reserved_domains_text()} and their subdomains "
+                    f"annotations under {V.reserved_domains_text()} and their subdomains "
                     "are set by Kubernetes, Kubenova, Capsule or KubeVela",
                 ),
                 cel(

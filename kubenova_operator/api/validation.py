@@ -11,12 +11,14 @@ is used, and each was checked against a real kube-apiserver (tests/e2e/test_admi
 Facts these rules are built on, measured against kube-apiserver v1.34.4:
 - A CRD's CEL environment has the `quantity()` library, `isURL()/url()`, the strings
   extension (`indexOf`, `join`, ...) and Kubernetes' list library (`sum()`), but no
-  base64 functions. A string with `format: byte` is validated as base64 and reaches
-  CEL as the decoded bytes, which is how caBundle is checked.
+  base64 functions. A string with `format: byte` is validated as (standard) base64
+  and reaches CEL as the decoded bytes, which is how caBundle is checked. (CEL decodes
+  it with the URL alphabet, so a value with '+' or '/' fails there; base64 of PEM text
+  never has either.)
 - A pattern mismatch does not stop CEL rules from running on the same value, so every
   rule that calls `quantity()` first checks the value against QUANTITY_PATTERN itself:
   ResourceQuota with cpu "1e2147483647" kept kube-apiserver at 175 % CPU and growing
-  past 1.4 GB for minutes; `quantity()` on such a string would do the same.
+  past 1.4 GB for minutes, and `quantity()` parses with the same code.
 - ResourceQuota accepts "1e30", "1e400" and "99999999999Ei" (binary-SI values are
   capped at 2^63-1), but its integer check (pods, count/*, extended resources)
   overflows above 9223372036854775 ((2^63-1)/1000, the largest milli-value) and then
@@ -213,12 +215,25 @@ def is_container_resource(expr: str) -> str:
     )
 
 
+def is_whole(expr: str) -> str:
+    """CEL: the quantity string `expr` (checked with is_quantity_string) is a whole number.
+
+    isInteger() is exact but false for every quantity held as an arbitrary-precision
+    decimal, whole or not ("1.5Gi", 1610612736, is one). Those are checked on the
+    difference to the whole part of their float approximation, which is small (at most
+    about 1000 below MAX_QUANTITY), so its float has room for nano-units: the API
+    server's own check (milli-value % 1000) agrees, measured for 1.5Gi, 2Ki and 5."""
+    q = f"quantity({expr})"
+    rest = f"{q}.sub(int({q}.asApproximateFloat())).asApproximateFloat()"
+    return f"({q}.isInteger() || {rest} == double(int({rest})))"
+
+
 def whole_units_rule() -> dict[str, str]:
     """Object counts and extended resources in whole units (ValidateResourceQuantityValue;
     a Pod asking for half a GPU is refused too)."""
     return {
         "rule": f"self.all(k, !{is_integer_resource('k')} || type(self[k]) == int || "
-        f"!{is_quantity_string('self[k]')} || quantity(self[k]).isInteger())",
+        f"!{is_quantity_string('self[k]')} || {is_whole('self[k]')})",
         "message": "object counts (pods, services, count/<resource>, ...) and extended "
         "resources (domain/name, e.g. nvidia.com/gpu) must be whole numbers",
     }
@@ -269,7 +284,7 @@ def container_map_schema(default: Mapping[str, int | str] | None = None) -> dict
             },
             {
                 "rule": f"self.all(k, !{is_extended_resource('k')} || type(self[k]) == int || "
-                f"!{is_quantity_string('self[k]')} || quantity(self[k]).isInteger())",
+                f"!{is_quantity_string('self[k]')} || {is_whole('self[k]')})",
                 "message": "extended resources (domain/name, e.g. nvidia.com/gpu) must be "
                 "whole numbers",
             },

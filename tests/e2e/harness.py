@@ -92,6 +92,26 @@ async def api_client(kubeconfig: Path) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+async def token_api_client(cluster: Cluster, token: str) -> client.ApiClient:
+    """An API client with nothing but a bearer token (a tenant owner's, say)."""
+    configuration = client.Configuration(
+        host=cluster.server(),
+        api_key={"BearerToken": token},
+        api_key_prefix={"BearerToken": "Bearer"},
+    )
+    configuration.ssl_ca_cert = str(cluster.ca_file())
+    return client.ApiClient(configuration)
+
+
+async def impersonating_client(kubeconfig: Path, user: str, group: str) -> client.ApiClient:
+    """The admin's client acting as `user` in `group` (Impersonate-* headers), for
+    requests that must not come from the identity the local operator runs as."""
+    api = await api_client(kubeconfig)
+    api.set_default_header("Impersonate-User", user)
+    api.set_default_header("Impersonate-Group", group)
+    return api
+
+
 async def merge_patch(
     api: client.ApiClient,
     plural: str,

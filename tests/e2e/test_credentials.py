@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from kubenova_e2e.platform import OperatorProcess
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -33,6 +35,12 @@ from .harness import (
     watch_until,
 )
 
+P256_PUBLIC_KEY = (
+    ec.generate_private_key(ec.SECP256R1())
+    .public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
 
 
@@ -379,12 +387,10 @@ async def test_encrypted_delivery_round_trip(
         ("noproj", {"role": "developer", "project": "nope"}, "ProjectNotFound"),
         (
             "badkey",
+            # a PEM public key, as the CRD requires, but not an X25519 one
             {
                 "role": "owner",
-                # PEM-shaped (the schema's check), but not an X25519 key: the operator's.
-                "recipientPublicKey": (
-                    "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
-                ),
+                "recipientPublicKey": P256_PUBLIC_KEY,
                 "delivery": {"mode": "Encrypted"},
             },
             "InvalidPublicKey",
