@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubernetes_asyncio.client.exceptions import ApiException
+
 from ..kube import store
 from .context import ctx
 
@@ -25,9 +27,14 @@ _LEGACY = ("kubenova.io/finalizer",)
 async def _set_finalizers(body: dict[str, Any], finalizers: list[str]) -> None:
     meta = body["metadata"]
     patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
-    updated = await ctx().kube.merge_patch(
-        body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"), patch
-    )
+    try:
+        updated = await ctx().kube.merge_patch(
+            body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"), patch
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return  # gone already: its DELETED event brings the next pass
+        raise
     store.parents.upsert({**updated, "kind": body["kind"], "apiVersion": body["apiVersion"]})
 
 

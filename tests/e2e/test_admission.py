@@ -30,6 +30,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubenova_operator.api.tenant import ContainerLimits
+from kubenova_operator.resources.quantity import canonical_resource
 from kubenova_operator.resources.quota import limit_range
 
 from .harness import (
@@ -318,7 +319,8 @@ async def test_valid_budgets_are_admitted_and_built(
     quota = await client.CoreV1Api(api).read_namespaced_resource_quota(
         "kubenova-quota", "q-valid-apps"
     )
-    assert set(VALID_QUOTA) <= set(quota.spec.hard)
+    # Under the names ResourceQuota means them by (`cpu` is `requests.cpu`, ...).
+    assert {canonical_resource(k) for k in VALID_QUOTA} <= set(quota.spec.hard)
     body = project_body(
         "q-valid",
         budget={"hard": {"requests.cpu": "1", "pods": 4}},
