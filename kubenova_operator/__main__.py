@@ -27,7 +27,7 @@ from .controllers.tenant import reconcile_tenant
 from .controllers.velasync import reconcile_velasync
 from .integrations import KUBEVELA
 from .kube.client import Kube, load_configuration
-from .kube.kinds import CHILD_RESOURCES, VELA_CHILD_RESOURCES
+from .kube.kinds import REGISTRY
 from .observability.health import Leadership, start_health_server
 from .observability.logs import configure_logging
 from .observability.metrics import serve_metrics
@@ -74,8 +74,9 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Reconciles are serialised per tenant by the queue, not by kopf.
     settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
     # Kubenova's children only: the API server filters, the operator holds only ours.
-    for group, _version, plural in (*CHILD_RESOURCES, *VELA_CHILD_RESOURCES):
-        settings.watching.label_selectors[group or "v1", plural] = MANAGED_SELECTOR
+    for child in REGISTRY:
+        if child.watched_by_label:
+            settings.watching.label_selectors[child.group or "v1", child.plural] = MANAGED_SELECTOR
     kube = await Kube.connect()
     set_context(
         Context(
