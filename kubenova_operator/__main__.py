@@ -69,10 +69,10 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Events: only what handlers say on purpose (controllers/events.py) and warnings.
     settings.posting.level = logging.WARNING
     # No cap on per-object workers (kopf's default): a capped pool counts workers
-    # that idle for batching.idle_timeout, so the burst of events when a watch starts
+    # that idle for queueing.idle_timeout, so the burst of events when a watch starts
     # (every child listed) queued for many seconds and deletions were seen late.
     # Reconciles are serialised per tenant by the queue, not by kopf.
-    settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
+    settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]
     # Kubenova's children only: the API server filters, the operator holds only ours.
     for child in REGISTRY:
         if child.watched_by_label:
