@@ -27,7 +27,7 @@ from .controllers.tenant import reconcile_tenant
 from .controllers.velasync import reconcile_velasync
 from .integrations import KUBEVELA
 from .kube.client import Kube, load_configuration
-from .kube.kinds import CHILD_RESOURCES, VELA_CHILD_RESOURCES
+from .kube.kinds import REGISTRY
 from .observability.health import Leadership, start_health_server
 from .observability.logs import configure_logging
 from .observability.metrics import serve_metrics
@@ -69,13 +69,14 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Events: only what handlers say on purpose (controllers/events.py) and warnings.
     settings.posting.level = logging.WARNING
     # No cap on per-object workers (kopf's default): a capped pool counts workers
-    # that idle for batching.idle_timeout, so the burst of events when a watch starts
+    # that idle for queueing.idle_timeout, so the burst of events when a watch starts
     # (every child listed) queued for many seconds and deletions were seen late.
     # Reconciles are serialised per tenant by the queue, not by kopf.
-    settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
+    settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]
     # Kubenova's children only: the API server filters, the operator holds only ours.
-    for group, _version, plural in (*CHILD_RESOURCES, *VELA_CHILD_RESOURCES):
-        settings.watching.label_selectors[group or "v1", plural] = MANAGED_SELECTOR
+    for child in REGISTRY:
+        if child.watched_by_label:
+            settings.watching.label_selectors[child.group or "v1", child.plural] = MANAGED_SELECTOR
     kube = await Kube.connect()
     set_context(
         Context(

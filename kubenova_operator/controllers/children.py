@@ -22,7 +22,7 @@ from ..api.tenant import tenant_of_owner_namespace
 from ..integrations.kubevela import APPLICATION_API
 from ..kube import store
 from ..kube.diff import describe
-from ..kube.kinds import CHILD_RESOURCES, VELA_CHILD_RESOURCES, child_kinds
+from ..kube.kinds import NAMESPACE, REGISTRY, labelled
 from ..resources import labels as L
 from ..resources.ownership import NamespaceRecord
 from .conditions import find
@@ -57,7 +57,7 @@ async def observe_child(event: kopf.RawEvent, body: dict[str, Any]) -> None:
         ctx().queue.submit(tenant, "child")
 
 
-@kopf.on.event("", "v1", "namespaces")
+@kopf.on.event(NAMESPACE.group, NAMESPACE.version, NAMESPACE.plural)
 async def namespace_event(event: kopf.RawEvent, body: kopf.Body, name: str, **_: Any) -> None:
     _start_relisting()
     labels = body.get("metadata", {}).get("labels") or {}
@@ -131,8 +131,10 @@ async def prime_stores() -> None:
 
 
 def _watched_kinds() -> tuple[tuple[str, str], ...]:
+    """What is watched and listed by Kubenova's label: the children that are not
+    namespaces, and Kubenova's own kinds a pass builds."""
     return (
-        *child_kinds(ctx().kubevela),
+        *((child.api_version, child.kind) for child in labelled(kubevela=ctx().kubevela)),
         (API_VERSION, "KubeConfigRequest"),
         (API_VERSION, "CapsuleSync"),
         (API_VERSION, "VelaSync"),
@@ -146,7 +148,7 @@ async def relist_children() -> None:
     watches' first LIST, or across a reconnect) sends no event; this is what heals it."""
     kube = ctx().kube
     tenants: set[str] = set()
-    for api_version, kind in (("v1", "Namespace"), *_watched_kinds()):
+    for api_version, kind in ((NAMESPACE.api_version, NAMESPACE.kind), *_watched_kinds()):
         started = store.list_started()
         listed = await kube.list(api_version, kind, label_selector=L.MANAGED_SELECTOR)
         keys = {(kind, o["metadata"].get("namespace") or "", o["metadata"]["name"]) for o in listed}
@@ -199,13 +201,18 @@ async def relist_forever(resync: float, relist: float) -> None:
 
 
 def _register() -> None:
-    # KubeVela's kinds too: kopf starts their watches when the CRDs appear.
-    for group, version, plural in (*CHILD_RESOURCES, *VELA_CHILD_RESOURCES):
+    # KubeVela's kinds too: kopf starts their watches when the CRDs appear. Namespaces
+    # have their own handler (namespace_event).
+    for child in REGISTRY:
+        if not child.watched_by_label:
+            continue
 
         async def child_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
             await observe_child(event, dict(body))
 
-        kopf.on.event(group, version, plural, id=f"observe-{plural}")(child_event)
+        kopf.on.event(child.group, child.version, child.plural, id=f"observe-{child.plural}")(
+            child_event
+        )
 
 
 _register()

@@ -25,17 +25,30 @@ from ..api.common import API_VERSION
 from ..api.project import Project
 from ..api.tenant import Tenant
 from ..kube import store
-from ..kube.kinds import child_kinds
+from ..kube.kinds import labelled
 from ..resources import labels as L
 from ..resources.namespaces import release_patch
 from ..resources.ownership import NamespaceRecord, is_owned
 from .context import ctx
 
 logger = logging.getLogger(__name__)
-# Credentials and cluster-wide grants never outlive what they were for: deleting the
-# ServiceAccounts invalidates every token issued for them, whatever the policy. Nor does
-# the tenant's FlowSchema (cluster-scoped, naming identities that are gone).
-ALWAYS_DELETED = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "FlowSchema")
+
+
+async def _teardown_children(selector: str, *, tenant_uid: str, delete: bool) -> None:
+    """Release or delete the children matching `selector` that are not namespaces.
+    Credentials and cluster-wide grants never outlive what they were for: kinds
+    declared deleted_on_retain (kube/kinds.py) are deleted whatever the policy."""
+    kube = ctx().kube
+    for child in labelled(kubevela=ctx().kubevela):
+        for obj in await kube.list(child.api_version, child.kind, label_selector=selector):
+            meta = obj["metadata"]
+            name, home = meta["name"], meta.get("namespace")
+            if home and not is_owned(store.namespaces.get(home), tenant_uid):
+                continue  # labelled by somebody else, in a namespace not the tenant's
+            if delete or child.deleted_on_retain:
+                await kube.delete(child.api_version, child.kind, name, home)
+            else:
+                await kube.merge_patch(child.api_version, child.kind, name, home, release_patch())
 
 
 async def _teardown(selector: str, *, tenant: str, tenant_uid: str, delete: bool) -> int:
@@ -46,18 +59,7 @@ async def _teardown(selector: str, *, tenant: str, tenant_uid: str, delete: bool
         for ns in await kube.list("v1", "Namespace", label_selector=selector)
         if is_owned(NamespaceRecord.of(ns), tenant_uid)
     ]
-    for api_version, kind in child_kinds(ctx().kubevela):
-        for obj in await kube.list(api_version, kind, label_selector=selector):
-            meta = obj["metadata"]
-            home = meta.get("namespace")
-            if home and not is_owned(store.namespaces.get(home), tenant_uid):
-                continue  # labelled by somebody else, in a namespace not the tenant's
-            if delete or kind in ALWAYS_DELETED:
-                await kube.delete(api_version, kind, meta["name"], meta.get("namespace"))
-            else:
-                await kube.merge_patch(
-                    api_version, kind, meta["name"], meta.get("namespace"), release_patch()
-                )
+    await _teardown_children(selector, tenant_uid=tenant_uid, delete=delete)
     # Credentials never outlive what they were for.
     for request in await kube.list(API_VERSION, "KubeConfigRequest", label_selector=selector):
         meta = request["metadata"]

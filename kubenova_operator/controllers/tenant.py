@@ -34,7 +34,7 @@ from ..api.tenant import Tenant, TenantPhase, TenantStatus, apps_namespace, owne
 from ..integrations.kubevela import add_counts
 from ..kube import store
 from ..kube.diff import describe, object_key
-from ..kube.kinds import VELA_CHILD_KINDS
+from ..kube.kinds import WAVES, unserved_kinds, wave_of
 from ..kube.plan import Changes, desired_digests, plan_changes
 from ..observability.metrics import DRIFT_CORRECTIONS, record_phase
 from ..observability.reconcile import reconciler
@@ -63,11 +63,6 @@ from .outcome import Outcome, is_terminal, render_conditions, status_patch, unch
 from .teardown import teardown_project, teardown_tenant
 
 logger = logging.getLogger(__name__)
-
-# Namespaces first (everything else lives in them), ServiceAccounts before the
-# RoleBindings naming them, ClusterRoles before their bindings.
-_WAVES = (("Namespace",), ("ServiceAccount", "ClusterRole"), None)
-_EARLIER_WAVES = frozenset(kind for wave in _WAVES if wave for kind in wave)
 
 # Passes for these reasons expect differences: they are changes, not drift.
 CHANGE_TRIGGERS = frozenset({"spec", "kubevela", "project-deleted"})
@@ -182,14 +177,15 @@ async def _write_one(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _apply_all(objects: list[dict[str, Any]], projects: set[str], failures: Failures) -> None:
-    """Apply in waves. A child that fails is charged to the object whose spec made it
-    and does not stop the rest; what lives in a namespace that failed is skipped."""
+    """Apply in waves (kube/kinds.py says which kind goes when). A child that fails is
+    charged to the object whose spec made it and does not stop the rest; what lives in
+    a namespace that failed is skipped."""
     failed_namespaces: set[str] = set()
-    for wave in _WAVES:
+    for wave in WAVES:
         batch = [
             o
             for o in objects
-            if ((wave is None and o["kind"] not in _EARLIER_WAVES) or (wave and o["kind"] in wave))
+            if wave_of(o["kind"]) == wave
             and o["metadata"].get("namespace") not in failed_namespaces
         ]
         results = await asyncio.gather(*(_write_one(o) for o in batch), return_exceptions=True)
@@ -227,11 +223,10 @@ def _own_children(name: str, uid: str) -> dict[store.Key, dict[str, Any]]:
         if key[0] == "Namespace" and not is_owned(store.namespaces.get(key[2]), uid):
             continue
         observed[key] = obj
-    if not ctx().kubevela:
-        # KubeVela's kinds went with KubeVela: nothing of them is left to prune.
-        vela_kinds = {kind for _, kind in VELA_CHILD_KINDS}
-        observed = {k: v for k, v in observed.items() if k[0] not in vela_kinds}
-    return observed
+    # Kinds that went with their peer (KubeVela uninstalled): nothing of them is left
+    # to prune.
+    gone = unserved_kinds(kubevela=ctx().kubevela)
+    return {k: v for k, v in observed.items() if k[0] not in gone}
 
 
 @reconciler("tenant")

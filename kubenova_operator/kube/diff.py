@@ -2,7 +2,8 @@
 
 Desired objects are partial, as in server-side apply: only the fields Kubenova sets
 are compared, so fields others add (defaults, other controllers' labels, status) never
-count as drift. Quantities compare by value ("1000m" == "1").
+count as drift. Quantities compare by value ("1000m" == "1"): below the paths the child
+kinds declare (kube/kinds.py, `quantity_paths`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..resources.quantity import equal_quantities
-
-# Paths below which leaves are resource quantities.
-_QUANTITY_PARENTS = ("spec.hard", "spec.limits")
+from .kinds import QUANTITY_PATHS
 
 
 def differences(desired: Any, observed: Any, path: str = "") -> list[str]:  # noqa: PLR0911
@@ -40,7 +39,7 @@ def differences(desired: Any, observed: Any, path: str = "") -> list[str]:  # no
     if desired == observed:
         return []
     if (
-        path.startswith(_QUANTITY_PARENTS)
+        path.startswith(QUANTITY_PATHS)
         and isinstance(desired, str | int)
         and isinstance(observed, str | int)
         and equal_quantities(desired, observed)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..api.common import API_VERSION
 from ..api.tenant import owner_namespace
+from ..kube.kinds import SERVICE_ACCOUNT
 from . import labels as L
 
 DEFAULT_SECRET = "kubenova-kubeconfigs"
@@ -103,8 +104,7 @@ def request_service_account(
     labels[L.REQUEST] = request
     labels[L.CREDENTIAL_ROLE] = role
     return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
+        **SERVICE_ACCOUNT.type_meta(),
         "metadata": {
             "name": L.request_sa(request),
             "namespace": owner_namespace(tenant),

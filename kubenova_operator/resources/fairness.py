@@ -18,6 +18,7 @@ from typing import Any
 from ..api.common import Subject, SubjectKind
 from ..api.project import ProjectSpec, project_namespaces
 from ..api.tenant import TenantSpec, apps_namespace, owner_namespace
+from ..kube.kinds import FLOW_SCHEMA
 from . import labels as L
 
 # manifests/fairness/priority-level.yaml
@@ -85,8 +86,7 @@ def tenant_flow_schema(
     `kubenova-tenants` priority level, as one flow. `projects`: the admitted Projects'
     specs by name."""
     return {
-        "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
-        "kind": "FlowSchema",
+        **FLOW_SCHEMA.type_meta(),
         "metadata": {"name": flow_schema_name(tenant), "labels": L.managed_labels(tenant)},
         "spec": {
             "priorityLevelConfiguration": {"name": PRIORITY_LEVEL},

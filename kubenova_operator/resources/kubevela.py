@@ -14,13 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..api.project import ProjectSpec, project_namespaces
+from ..kube.kinds import POLICY, WORKFLOW
 from . import labels as L
 from .rbac import role_binding
 
 VELA_ENV_LABEL = "namespace.oam.dev/env"
 VELA_USAGE_LABEL = "usage.oam.dev/control-plane"
 VELA_WRITER_ROLE = "kubevela:writer:application"
-POLICY_API = "core.oam.dev/v1alpha1"
 PROMOTE_WORKFLOW = "kubenova-promote"
 DEFAULT_ENV = "default"
 
@@ -90,8 +90,7 @@ def delivery_objects(project: str, tenant: str, spec: ProjectSpec) -> list[dict[
     for ns, env in zip(names, spec.environments, strict=True):
         out.append(
             {
-                "apiVersion": POLICY_API,
-                "kind": "Policy",
+                **POLICY.type_meta(),
                 "metadata": {
                     "name": topology_policy_name(env.name),
                     "namespace": home,
@@ -112,8 +111,7 @@ def delivery_objects(project: str, tenant: str, spec: ProjectSpec) -> list[dict[
         )
     out.append(
         {
-            "apiVersion": POLICY_API,
-            "kind": "Workflow",
+            **WORKFLOW.type_meta(),
             "metadata": {"name": PROMOTE_WORKFLOW, "namespace": home, "labels": labels},
             "steps": steps,
         }

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api.tenant import TenantSpec
+from ..kube.kinds import NAMESPACE
 from . import labels as L
 
 
@@ -45,7 +46,7 @@ def namespace(
         L.TENANT_UID: tenant_uid,
     }
     meta: dict[str, Any] = {"name": name, "labels": labels, "annotations": annotations}
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+    return {**NAMESPACE.type_meta(), "metadata": meta}
 
 
 RELEASED_LABELS = (

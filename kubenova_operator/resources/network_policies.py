@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api.tenant import NetworkIsolation
+from ..kube.kinds import NETWORK_POLICY
 from . import labels as L
 
 TENANT_POLICY = "kubenova-tenant-isolation"
@@ -29,8 +30,7 @@ def _policy(
     environment: str | None,
 ) -> dict[str, Any]:
     return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
+        **NETWORK_POLICY.type_meta(),
         "metadata": {
             "name": name,
             "namespace": namespace,

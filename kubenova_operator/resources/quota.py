@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..api.tenant import ContainerLimits
+from ..kube.kinds import LIMIT_RANGE, RESOURCE_QUOTA
 from . import labels as L
 from .quantity import canonical_hard
 
@@ -68,8 +69,7 @@ def resource_quota(
     environment: str | None = None,
 ) -> dict[str, Any]:
     return {
-        "apiVersion": "v1",
-        "kind": "ResourceQuota",
+        **RESOURCE_QUOTA.type_meta(),
         "metadata": {
             "name": QUOTA_NAME,
             "namespace": namespace,
@@ -96,8 +96,7 @@ def limit_range(
         if values:
             item[key] = {name: str(value) for name, value in sorted(values.items())}
     return {
-        "apiVersion": "v1",
-        "kind": "LimitRange",
+        **LIMIT_RANGE.type_meta(),
         "metadata": {
             "name": LIMITS_NAME,
             "namespace": namespace,

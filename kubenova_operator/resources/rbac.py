@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..api.common import Subject
+from ..kube.kinds import CLUSTER_ROLE, CLUSTER_ROLE_BINDING, ROLE_BINDING, SERVICE_ACCOUNT
 from . import labels as L
 
 
@@ -17,8 +18,7 @@ def service_account(
     name: str, namespace: str, *, tenant: str, project: str | None = None
 ) -> dict[str, Any]:
     return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
+        **SERVICE_ACCOUNT.type_meta(),
         "metadata": {
             "name": name,
             "namespace": namespace,
@@ -54,8 +54,7 @@ def role_binding(
     environment: str | None = None,
 ) -> dict[str, Any]:
     return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
+        **ROLE_BINDING.type_meta(),
         "metadata": {
             # The ClusterRole's name ("kubenova:tenant-owner") is a valid RoleBinding
             # name, and one look tells what the binding grants.
@@ -79,8 +78,7 @@ def tenant_cluster_access(tenant: str, subjects: Iterable[dict[str, str]]) -> li
     labels = L.managed_labels(tenant)
     return [
         {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
+            **CLUSTER_ROLE.type_meta(),
             "metadata": {"name": name, "labels": labels},
             "rules": [
                 {
@@ -98,8 +96,7 @@ def tenant_cluster_access(tenant: str, subjects: Iterable[dict[str, str]]) -> li
             ],
         },
         {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
+            **CLUSTER_ROLE_BINDING.type_meta(),
             "metadata": {"name": name, "labels": labels},
             "roleRef": {
                 "apiGroup": "rbac.authorization.k8s.io",

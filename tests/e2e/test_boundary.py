@@ -193,6 +193,10 @@ async def test_a_retained_tenant_is_taken_back_when_created_again(
     await eventually(released, deadline=30, what="phoenix-apps released")
     ns = await core.read_namespace("phoenix-apps")
     assert ns.metadata.annotations["kubenova.io/released-from"] == "phoenix"
+
+    # The teardown releases the namespaces, then the finalizer: until that last write
+    # the API server refuses a Tenant of the same name (409, being deleted).
+    await until_deleted(api, "tenants", "phoenix", deadline=30)
     again = await make_tenant(api, "phoenix")
     assert again["metadata"]["uid"] != first["metadata"]["uid"]
     ns = await core.read_namespace("phoenix-apps")

@@ -101,7 +101,7 @@ async def test_tenant_becomes_ready_and_deletes_cleanly(
         (
             "labels",
             {"namespaceMetadata": {"labels": {"kubenova.io/tenant": "other"}}},
-            "label keys in kubenova.io/",
+            "labels under kubenova.io/",
         ),
     ],
     ids=[

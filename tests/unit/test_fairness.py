@@ -11,8 +11,7 @@ import yaml
 
 from kubenova_operator.api.project import ProjectSpec
 from kubenova_operator.api.tenant import TenantSpec
-from kubenova_operator.controllers.teardown import ALWAYS_DELETED
-from kubenova_operator.kube.kinds import CHILD_KINDS, CHILD_RESOURCES
+from kubenova_operator.kube.kinds import FLOW_SCHEMA, REGISTRY
 from kubenova_operator.resources import labels as L
 from kubenova_operator.resources.fairness import (
     PRIORITY_LEVEL,
@@ -146,9 +145,12 @@ def test_the_tenants_level_is_bounded() -> None:
 
 
 def test_the_operator_builds_watches_and_always_deletes_flow_schemas() -> None:
-    assert ("flowcontrol.apiserver.k8s.io", "v1", "flowschemas") in CHILD_RESOURCES
-    assert ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema") in CHILD_KINDS
-    assert "FlowSchema" in ALWAYS_DELETED
+    assert FLOW_SCHEMA in REGISTRY and FLOW_SCHEMA.watched_by_label
+    assert (FLOW_SCHEMA.group, FLOW_SCHEMA.plural) == (
+        "flowcontrol.apiserver.k8s.io",
+        "flowschemas",
+    )
+    assert FLOW_SCHEMA.deleted_on_retain
     rbac = yaml.safe_load_all((REPO / "manifests/operator/rbac.yaml").read_text())
     (role,) = [d for d in rbac if d["kind"] == "ClusterRole"]
     assert any(
