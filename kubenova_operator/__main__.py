@@ -7,6 +7,7 @@ election so that a second replica waits instead of double-writing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -21,7 +22,8 @@ from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 from . import __version__, controllers
 from .config import Settings, get_settings
 from .controllers.children import prime_stores
-from .controllers.context import Context, ctx, set_context
+from .controllers.context import Context, context_of
+from .controllers.kubeconfigrequest import mint
 from .controllers.queue import TenantQueue
 from .controllers.tenant import reconcile_tenant
 from .controllers.velasync import reconcile_velasync
@@ -49,7 +51,9 @@ async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Set kopf up, and build the one Context every handler reaches through kopf's
+    memo (`memo.context`, read with controllers/context.py `context_of`)."""
     own = get_settings()
     # Progress and the last-handled spec go to annotations under our own prefix, so
     # nothing kopf-specific lands in status (the CRD schemas would prune it).
@@ -78,25 +82,34 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         if child.watched_by_label:
             settings.watching.label_selectors[child.group or "v1", child.plural] = MANAGED_SELECTOR
     kube = await Kube.connect()
-    set_context(
-        Context(
-            kube=kube,
-            settings=own,
-            queue=TenantQueue(reconcile_tenant),
-            vela_queue=TenantQueue(reconcile_velasync, what="VelaSync"),
-            kubevela=await kube.has_kind(KUBEVELA.api_version, KUBEVELA.kind),
-        )
+    # The queues' work functions close over the Context that holds the queues (it is
+    # assigned below, before any pass can run: a pass runs only once submitted).
+    context: Context
+
+    async def tenant_pass(name: str, triggers: frozenset[str]) -> float | None:
+        return await reconcile_tenant(context, name, triggers)
+
+    async def velasync_pass(key: str, triggers: frozenset[str]) -> None:
+        await reconcile_velasync(context, key, triggers)
+
+    context = Context(
+        kube=kube,
+        settings=own,
+        queue=TenantQueue(tenant_pass),
+        vela_queue=TenantQueue(velasync_pass, what="VelaSync"),
+        kubevela=await kube.has_kind(KUBEVELA.api_version, KUBEVELA.kind),
     )
-    await prime_stores()
+    memo.context = context
+    await prime_stores(context)
     if own.shim_enabled:
-        await start_shim(kube, own)
+        await start_shim(context)
     logger.info("kubenova-operator %s started against %s", __version__, kube.host)
 
 
-async def start_shim(kube: Kube, settings: Settings) -> None:
+async def start_shim(context: Context) -> None:
     """Serve the aggregated API and register it. Only the leader serves it: standby
     replicas report not-ready on /readyz, so the Service routes to the leader."""
-    shim = Shim(kube, settings)
+    shim = Shim(context.kube, context.settings, mint=functools.partial(mint, context))
     try:
         await shim.start()
         await shim.register()
@@ -104,20 +117,20 @@ async def start_shim(kube: Kube, settings: Settings) -> None:
         logger.exception("the aggregated API could not start; the controllers run without it")
         await shim.stop()
         return
-    ctx().shim = shim
+    context.shim = shim
 
 
 @kopf.on.cleanup()
-async def cleanup(**_: Any) -> None:
-    context = ctx()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    context = context_of(memo)
     if context.relister is not None:
         context.relister.cancel()
     if context.shim is not None:
         if context.settings.shim_unregister_on_exit:
             await context.kube.delete("apiregistration.k8s.io/v1", "APIService", APISERVICE_NAME)
         await context.shim.stop()
-    await ctx().kube.close()
-    set_context(None)
+    await context.kube.close()
+    del memo.context
 
 
 async def run_operator(settings: Settings, stop: asyncio.Event) -> None:

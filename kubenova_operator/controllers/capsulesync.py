@@ -12,18 +12,18 @@ from ..api.capsulesync import CapsuleSyncStatus
 from ..api.common import API_VERSION, now
 from ..integrations import CAPSULE
 from .conditions import condition
-from .context import ctx
+from .context import Context, context_of
 from .outcome import Outcome, render_conditions, status_patch, unchanged
 from .wiring import level_triggered, watched_as_child
 
 CAPSULESYNCS = "capsulesyncs.v1alpha1.kubenova.io"
 
 
-async def reconcile_capsulesync(body: dict[str, Any]) -> None:
+async def reconcile_capsulesync(context: Context, body: dict[str, Any]) -> None:
     peer = CAPSULE
     meta = body["metadata"]
     generation = meta.get("generation")
-    installed = await ctx().kube.has_kind(peer.api_version, peer.kind)
+    installed = await context.kube.has_kind(peer.api_version, peer.kind)
     if installed:
         available = condition(
             "Available",
@@ -59,7 +59,7 @@ async def reconcile_capsulesync(body: dict[str, Any]) -> None:
     if unchanged(old, patch):
         return
     patch["lastSyncTime"] = now().isoformat().replace("+00:00", "Z")
-    await ctx().kube.patch_status(API_VERSION, "CapsuleSync", meta["name"], None, patch)
+    await context.kube.patch_status(API_VERSION, "CapsuleSync", meta["name"], None, patch)
 
 
 # A child of its Tenant: a deleted one is rebuilt.
@@ -67,5 +67,5 @@ watched_as_child(CAPSULESYNCS, "CapsuleSync")
 
 
 @level_triggered(CAPSULESYNCS, "capsulesync", resync=True)
-async def capsulesync_changed(body: kopf.Body, **_: Any) -> None:
-    await reconcile_capsulesync({**body, "kind": "CapsuleSync"})
+async def capsulesync_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await reconcile_capsulesync(context_of(memo), {**body, "kind": "CapsuleSync"})

@@ -20,13 +20,13 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from ..api.common import API_VERSION
 from ..api.tenant import tenant_of_owner_namespace
 from ..integrations.kubevela import APPLICATION_API
-from ..kube import store
 from ..kube.diff import describe
 from ..kube.kinds import NAMESPACE, REGISTRY, labelled
+from ..kube.store import list_started
 from ..resources import labels as L
 from ..resources.ownership import NamespaceRecord
 from .conditions import find
-from .context import ctx
+from .context import Context, context_of
 from .outcome import is_terminal
 from .tenant import tenant_key
 
@@ -34,47 +34,55 @@ logger = logging.getLogger(__name__)
 PRIME_PATIENCE_SECONDS = 60.0
 
 
-async def observe_child(event: kopf.RawEvent, body: dict[str, Any]) -> None:
+async def observe_child(context: Context, event: kopf.RawEvent, body: dict[str, Any]) -> None:
     """Keep the store current for one watched object and, when it is Kubenova's (or
     just stopped being), have its tenant re-checked: that is what heals drift."""
     meta = body.get("metadata", {})
     labels = meta.get("labels") or {}
     key = (body.get("kind", ""), meta.get("namespace") or "", meta.get("name", ""))
-    previous = store.children.get(key)
+    previous = context.stores.children.get(key)
     if event.get("type") == "DELETED":
         # A late event about an object since re-created (a heal) must not remove the
         # new one: only the same uid goes.
         if previous is not None and previous["metadata"].get("uid") == meta.get("uid"):
-            store.children.remove(key)
+            context.stores.children.remove(key)
     elif labels.get(L.MANAGED_BY) != L.MANAGER:
-        store.children.remove(key)
+        context.stores.children.remove(key)
     else:
-        store.children.upsert(body)
+        context.stores.children.upsert(body)
     tenant = labels.get(L.TENANT) or (previous or {}).get("metadata", {}).get("labels", {}).get(
         L.TENANT
     )
-    if tenant and store.parents.get(tenant_key(tenant)) is not None:
-        ctx().queue.submit(tenant, "child")
+    if tenant and context.stores.parents.get(tenant_key(tenant)) is not None:
+        context.queue.submit(tenant, "child")
 
 
 @kopf.on.event(NAMESPACE.group, NAMESPACE.version, NAMESPACE.plural)
-async def namespace_event(event: kopf.RawEvent, body: kopf.Body, name: str, **_: Any) -> None:
-    _start_relisting()
+async def namespace_event(
+    event: kopf.RawEvent, body: kopf.Body, name: str, memo: kopf.Memo, **_: Any
+) -> None:
+    context = context_of(memo)
+    _start_relisting(context)
     labels = body.get("metadata", {}).get("labels") or {}
     if event.get("type") == "DELETED":
-        store.namespaces.pop(name, None)
-        _recheck_conflicts(name)
+        context.stores.namespaces.pop(name, None)
+        _recheck_conflicts(context, name)
     else:
-        store.namespaces[name] = NamespaceRecord.of(body)
-    if labels.get(L.MANAGED_BY) == L.MANAGER or store.children.get(("Namespace", "", name)):
-        await observe_child(event, dict(body))
+        context.stores.namespaces[name] = NamespaceRecord.of(body)
+    if labels.get(L.MANAGED_BY) == L.MANAGER or context.stores.children.get(
+        ("Namespace", "", name)
+    ):
+        await observe_child(context, event, dict(body))
 
 
-def _recheck_conflicts(namespace: str) -> None:
+def _recheck_conflicts(context: Context, namespace: str) -> None:
     """A namespace that was in a Tenant's or Project's way is gone: their tenants get
     a pass now (a Stalled object waits for exactly this kind of change)."""
     quoted = repr(namespace)
-    for parent in (*store.parents.of_kind("Tenant"), *store.parents.of_kind("Project")):
+    for parent in (
+        *context.stores.parents.of_kind("Tenant"),
+        *context.stores.parents.of_kind("Project"),
+    ):
         ready = find((parent.get("status") or {}).get("conditions"), "Ready") or {}
         if ready.get("reason") == "NamespaceConflict" and quoted in ready.get("message", ""):
             meta = parent["metadata"]
@@ -84,17 +92,19 @@ def _recheck_conflicts(namespace: str) -> None:
                 else meta["name"]
             )
             if tenant:
-                ctx().queue.submit(tenant, "namespace-freed")
+                context.queue.submit(tenant, "namespace-freed")
 
 
-async def _list_when_served(api_version: str, kind: str, **selector: str) -> list[dict[str, Any]]:
+async def _list_when_served(
+    context: Context, api_version: str, kind: str, **selector: str
+) -> list[dict[str, Any]]:
     """LIST, waiting out what a just-started API server or a just-installed CRD
     answers for a few seconds (429 "storage is (re)initializing", 503)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + PRIME_PATIENCE_SECONDS
     while True:
         try:
-            return await ctx().kube.list(api_version, kind, **selector)
+            return await context.kube.list(api_version, kind, **selector)
         except ApiException as exc:
             if is_terminal(exc) or loop.time() > deadline:
                 raise
@@ -102,7 +112,7 @@ async def _list_when_served(api_version: str, kind: str, **selector: str) -> lis
             await asyncio.sleep(0.5)
 
 
-async def prime_stores() -> None:
+async def prime_stores(context: Context) -> None:
     """Fill the stores with one LIST per kind before the first reconcile.
 
     kopf lists and watches each kind independently, so without this a tenant could be
@@ -111,76 +121,77 @@ async def prime_stores() -> None:
     and writes nothing.
     """
     for kind in ("Tenant", "Project"):
-        for obj in await _list_when_served(API_VERSION, kind):
-            store.parents.upsert({**obj, "kind": kind, "apiVersion": API_VERSION})
-    for ns in await _list_when_served("v1", "Namespace"):
+        for obj in await _list_when_served(context, API_VERSION, kind):
+            context.stores.parents.upsert({**obj, "kind": kind, "apiVersion": API_VERSION})
+    for ns in await _list_when_served(context, "v1", "Namespace"):
         labels = ns["metadata"].get("labels") or {}
-        store.namespaces[ns["metadata"]["name"]] = NamespaceRecord.of(ns)
+        context.stores.namespaces[ns["metadata"]["name"]] = NamespaceRecord.of(ns)
         if labels.get(L.MANAGED_BY) == L.MANAGER:
-            store.children.upsert({**ns, "kind": "Namespace", "apiVersion": "v1"})
-    for api_version, kind in _watched_kinds():
-        for obj in await _list_when_served(api_version, kind, label_selector=L.MANAGED_SELECTOR):
-            store.children.upsert({**obj, "kind": kind, "apiVersion": api_version})
-    if ctx().kubevela:
+            context.stores.children.upsert({**ns, "kind": "Namespace", "apiVersion": "v1"})
+    for api_version, kind in _watched_kinds(context):
+        for obj in await _list_when_served(
+            context, api_version, kind, label_selector=L.MANAGED_SELECTOR
+        ):
+            context.stores.children.upsert({**obj, "kind": kind, "apiVersion": api_version})
+    if context.kubevela:
         # Applications in project namespaces, so the first VelaSync passes count them
         # all rather than those whose watch events happened to arrive first.
-        for app in await _list_when_served(APPLICATION_API, "Application"):
-            record = store.namespaces.get(app["metadata"]["namespace"])
+        for app in await _list_when_served(context, APPLICATION_API, "Application"):
+            record = context.stores.namespaces.get(app["metadata"]["namespace"])
             if record is not None and record.project:
-                store.keep_application(app)
+                context.stores.keep_application(app)
 
 
-def _watched_kinds() -> tuple[tuple[str, str], ...]:
+def _watched_kinds(context: Context) -> tuple[tuple[str, str], ...]:
     """What is watched and listed by Kubenova's label: the children that are not
     namespaces, and Kubenova's own kinds a pass builds."""
     return (
-        *((child.api_version, child.kind) for child in labelled(kubevela=ctx().kubevela)),
+        *((child.api_version, child.kind) for child in labelled(kubevela=context.kubevela)),
         (API_VERSION, "KubeConfigRequest"),
         (API_VERSION, "CapsuleSync"),
         (API_VERSION, "VelaSync"),
     )
 
 
-async def relist_children() -> None:
+async def relist_children(context: Context) -> None:
     """What an informer's relist does: compare the store with a fresh LIST of every
     kind Kubenova builds, forget what is gone, and have its tenants re-checked (which
     rebuilds it). A deletion while no watch is running (between start-up and the
     watches' first LIST, or across a reconnect) sends no event; this is what heals it."""
-    kube = ctx().kube
+    kube = context.kube
     tenants: set[str] = set()
-    for api_version, kind in ((NAMESPACE.api_version, NAMESPACE.kind), *_watched_kinds()):
-        started = store.list_started()
+    for api_version, kind in ((NAMESPACE.api_version, NAMESPACE.kind), *_watched_kinds(context)):
+        started = list_started()
         listed = await kube.list(api_version, kind, label_selector=L.MANAGED_SELECTOR)
         keys = {(kind, o["metadata"].get("namespace") or "", o["metadata"]["name"]) for o in listed}
-        for key in store.children.stale(kind, keys, before=started):
-            held = store.children.get(key) or {}
+        for key in context.stores.children.stale(kind, keys, before=started):
+            held = context.stores.children.get(key) or {}
             tenant = held.get("metadata", {}).get("labels", {}).get(L.TENANT)
             logger.info("%s was deleted unseen; forgetting it", describe(key))
-            store.children.remove(key)
+            context.stores.children.remove(key)
             if tenant:
                 tenants.add(tenant)
     for tenant in sorted(tenants):
-        if store.parents.get(tenant_key(tenant)) is not None:
-            ctx().queue.submit(tenant, "relist")
+        if context.stores.parents.get(tenant_key(tenant)) is not None:
+            context.queue.submit(tenant, "relist")
 
 
-def _start_relisting() -> None:
+def _start_relisting(context: Context) -> None:
     """Start relist_forever once, from the first namespace event: the watches are
     starting then, and a task started from a kopf handler can post Events (kopf's
     posting queue lives in context variables that start-up handlers do not have)."""
-    context = ctx()
     if context.relister is None:
         settings = context.settings
         context.relister = asyncio.create_task(
-            relist_forever(settings.resync_seconds, settings.relist_seconds)
+            relist_forever(context, settings.resync_seconds, settings.relist_seconds)
         )
 
 
 # Everything kept from watches gets relisted; other controllers add theirs.
-RELISTS: list[Callable[[], Awaitable[None]]] = [relist_children]
+RELISTS: list[Callable[[Context], Awaitable[None]]] = [relist_children]
 
 
-async def relist_forever(resync: float, relist: float) -> None:
+async def relist_forever(context: Context, resync: float, relist: float) -> None:
     """The safety nets, on one clock: every `resync` seconds each tenant gets a pass
     from the store (no API reads: it finds what events could not, such as a quota's
     usage to sum); every `relist` seconds RELISTS run (the first after one `resync`,
@@ -189,13 +200,15 @@ async def relist_forever(resync: float, relist: float) -> None:
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(resync)
-        for tenant in sorted(t["metadata"]["name"] for t in store.parents.of_kind("Tenant")):
-            ctx().queue.submit(tenant, "timer")
+        for tenant in sorted(
+            t["metadata"]["name"] for t in context.stores.parents.of_kind("Tenant")
+        ):
+            context.queue.submit(tenant, "timer")
         if loop.time() - last_relist >= relist:
             last_relist = loop.time()
             for run in RELISTS:
                 try:
-                    await run()
+                    await run(context)
                 except Exception as exc:
                     logger.warning("%s failed: %s", run.__name__, exc)
 
@@ -207,8 +220,10 @@ def _register() -> None:
         if not child.watched_by_label:
             continue
 
-        async def child_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-            await observe_child(event, dict(body))
+        async def child_event(
+            event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+        ) -> None:
+            await observe_child(context_of(memo), event, dict(body))
 
         kopf.on.event(child.group, child.version, child.plural, id=f"observe-{child.plural}")(
             child_event

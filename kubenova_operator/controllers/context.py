@@ -1,14 +1,52 @@
-"""What every controller shares, set up once at operator start-up."""
+"""What every controller shares, built once at operator start-up.
+
+There is no module-global state: `__main__.configure` builds one Context and hands it
+to kopf as `memo.context`; every kopf handler takes `memo` and calls `context_of(memo)`,
+and everything below the handlers takes the Context as its first parameter. The queues'
+work functions have it bound when the queues are built.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Any
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import kopf
 
 from ..config import Settings
 from ..kube.client import Kube
+from ..kube.store import Stores
 from .queue import TenantQueue
+
+if TYPE_CHECKING:
+    from ..shim.server import Shim
+
+
+@dataclass
+class CredentialState:
+    """The KubeConfigRequest controller's bookkeeping (controllers/kubeconfigrequest.py)."""
+
+    # One lock per request (namespace, name): a reconcile and a rotation never overlap.
+    locks: defaultdict[tuple[str, str], asyncio.Lock] = field(
+        default_factory=lambda: defaultdict(asyncio.Lock)
+    )
+    # When each request's current token expires: the soonest is exported as a metric.
+    expiries: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
+
+@dataclass
+class VelaState:
+    """The VelaSync controller's bookkeeping (controllers/velasync.py)."""
+
+    # Pending re-checks for Applications that will count as stuck at a known time.
+    rechecks: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    # (revision number, limit) each Application's revisions were last checked at.
+    checked: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # The phases last exported per VelaSync, so a phase that empties is reset to 0.
+    exported: dict[str, set[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -20,19 +58,18 @@ class Context:
     # Whether the cluster serves KubeVela's kinds: checked at start-up and on every
     # VelaSync pass, so an installation is picked up without a restart.
     kubevela: bool = False
-    shim: Any = None  # the aggregated API server, when it runs
+    shim: Shim | None = None  # the aggregated API server, when it runs
     relister: asyncio.Task[None] | None = None  # controllers/children.py relist_forever
+    stores: Stores = field(default_factory=Stores)  # kube/store.py: what the watches saw
+    credentials: CredentialState = field(default_factory=CredentialState)
+    vela: VelaState = field(default_factory=VelaState)
+    # Not here: the metrics' own bookkeeping (observability/metrics.py), which shadows
+    # Prometheus' process-wide registry and so is process-wide like it.
 
 
-_context: Context | None = None
-
-
-def set_context(ctx: Context | None) -> None:
-    global _context  # noqa: PLW0603 - the one process-wide handle, set at start-up
-    _context = ctx
-
-
-def ctx() -> Context:
-    if _context is None:
-        raise RuntimeError("the operator is not started")
-    return _context
+def context_of(memo: kopf.Memo) -> Context:
+    """The operator's Context, as `__main__.configure` put it in kopf's memo."""
+    context = getattr(memo, "context", None)
+    if not isinstance(context, Context):
+        raise RuntimeError("the operator is not started (no Context in kopf's memo)")
+    return context

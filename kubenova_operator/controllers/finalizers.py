@@ -17,35 +17,36 @@ from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from ..kube import store
-from .context import ctx
+from .context import Context
 
 FINALIZER = "kubenova.io/teardown"
 _LEGACY = ("kubenova.io/finalizer",)
 
 
-async def _set_finalizers(body: dict[str, Any], finalizers: list[str]) -> None:
+async def _set_finalizers(context: Context, body: dict[str, Any], finalizers: list[str]) -> None:
     meta = body["metadata"]
     patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
     try:
-        updated = await ctx().kube.merge_patch(
+        updated = await context.kube.merge_patch(
             body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"), patch
         )
     except ApiException as exc:
         if exc.status == 404:
             return  # gone already: its DELETED event brings the next pass
         raise
-    store.parents.upsert({**updated, "kind": body["kind"], "apiVersion": body["apiVersion"]})
+    context.stores.parents.upsert(
+        {**updated, "kind": body["kind"], "apiVersion": body["apiVersion"]}
+    )
 
 
-async def ensure_finalizer(body: dict[str, Any]) -> None:
+async def ensure_finalizer(context: Context, body: dict[str, Any]) -> None:
     finalizers = list(body["metadata"].get("finalizers") or [])
     if FINALIZER not in finalizers:
-        await _set_finalizers(body, [*finalizers, FINALIZER])
+        await _set_finalizers(context, body, [*finalizers, FINALIZER])
 
 
-async def release_finalizer(body: dict[str, Any]) -> None:
+async def release_finalizer(context: Context, body: dict[str, Any]) -> None:
     finalizers = list(body["metadata"].get("finalizers") or [])
     kept = [f for f in finalizers if f != FINALIZER and f not in _LEGACY]
     if kept != finalizers:
-        await _set_finalizers(body, kept)
+        await _set_finalizers(context, body, kept)

@@ -7,10 +7,8 @@ carries one.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
-from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +26,7 @@ from ..api.kubeconfigrequest import (
 from ..api.project import Project, project_namespaces
 from ..api.tenant import Tenant, apps_namespace, owner_namespace, tenant_of_owner_namespace
 from ..config import get_settings
+from ..credentials.errors import CredentialRefused
 from ..credentials.kubeconfig import render_kubeconfig
 from ..credentials.rotation import issue_reason, renew_at, seconds_until
 from ..credentials.sealing import InvalidPublicKey, load_public_key, seal
@@ -39,7 +38,6 @@ from ..credentials.tokens import (
     binding_secret_name,
     request_token,
 )
-from ..kube import store
 from ..observability.metrics import (
     CREDENTIAL_EXPIRY,
     REVOCATION_SECONDS,
@@ -52,25 +50,23 @@ from ..resources import labels as L
 from ..resources.credentials import live
 from . import events
 from .conditions import find
-from .context import ctx
+from .context import Context, context_of
 from .outcome import Outcome, render_conditions, status_patch, unchanged
 from .tenant import proxy_endpoint, tenant_key
 from .wiring import level_triggered, watched_as_child
 
 KCRS = "kubeconfigrequests.v1alpha1.kubenova.io"
-_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
-_expiries: dict[tuple[str, str], datetime] = {}
+# Per-request locks and token expiries are the Context's `credentials`
+# (controllers/context.py CredentialState).
 
 
-class Refused(Exception):
+class Refused(CredentialRefused):
     """The request cannot be served as it is: Stalled with this reason (a human has to
     change the request or its tenant), or, `waiting`, Reconciling (something it needs
     is still being built; the rotation timer looks again)."""
 
     def __init__(self, reason: str, message: str, *, waiting: bool = False) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+        super().__init__(reason, message)
         self.waiting = waiting
 
     def outcome(self) -> Outcome:
@@ -91,22 +87,24 @@ def _parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def _ca_for(tenant: Tenant) -> bytes | None:
+def _ca_for(context: Context, tenant: Tenant) -> bytes | None:
     """The CA of the endpoint in the kubeconfig: the tenant's proxy CA, else the
     cluster's (the one the operator itself trusts)."""
     if tenant.spec.capsule_proxy and tenant.spec.capsule_proxy.ca_bundle:
         return base64.b64decode(tenant.spec.capsule_proxy.ca_bundle)
-    ca_file = ctx().kube.api.configuration.ssl_ca_cert
+    ca_file = context.kube.api.configuration.ssl_ca_cert
     return Path(ca_file).read_bytes() if ca_file else None
 
 
-def _target(request: KubeConfigRequest, name: str, tenant: str, namespace: str) -> tuple[str, str]:
+def _target(
+    context: Context, request: KubeConfigRequest, name: str, tenant: str, namespace: str
+) -> tuple[str, str]:
     """(ServiceAccount, context namespace) for the request: its own ServiceAccount,
     bound by its tenant's pass where the role reaches."""
     spec = request.spec
     if spec.role in (CredentialRole.OWNER, CredentialRole.READONLY):
         return L.request_sa(name), apps_namespace(tenant)
-    project = store.parents.get(("Project", namespace, spec.project or ""))
+    project = context.stores.parents.get(("Project", namespace, spec.project or ""))
     if project is None or project["metadata"].get("deletionTimestamp"):
         raise Refused(
             "ProjectNotFound", f"there is no Project {spec.project!r} in namespace {namespace!r}"
@@ -126,10 +124,10 @@ def _target(request: KubeConfigRequest, name: str, tenant: str, namespace: str) 
     return L.request_sa(name), names[0]
 
 
-def _tenant_of(namespace: str) -> tuple[str, Tenant]:
+def _tenant_of(context: Context, namespace: str) -> tuple[str, Tenant]:
     """The tenant whose owner namespace holds the request (from the store)."""
     tenant_name = tenant_of_owner_namespace(namespace)
-    tenant_body = store.parents.get(tenant_key(tenant_name or ""))
+    tenant_body = context.stores.parents.get(tenant_key(tenant_name or ""))
     if tenant_name is None or tenant_body is None:
         raise Refused(
             "TenantNotFound", f"namespace {namespace!r} is not a tenant's owner namespace"
@@ -137,7 +135,7 @@ def _tenant_of(namespace: str) -> tuple[str, Tenant]:
     return tenant_name, Tenant.model_validate(tenant_body)
 
 
-async def mint(body: dict[str, Any]) -> tuple[str, datetime | None]:
+async def mint(context: Context, body: dict[str, Any]) -> tuple[str, datetime | None]:
     """A fresh kubeconfig for the request, stored nowhere (the aggregated API's
     `kubeconfigs`). Bound to the request's binding Secret like every other token, so
     revoking the request revokes these too."""
@@ -145,13 +143,16 @@ async def mint(body: dict[str, Any]) -> tuple[str, datetime | None]:
     meta = body["metadata"]
     if request.spec.revoked:
         raise Refused("Revoked", "the KubeConfigRequest is revoked")
-    tenant_name, tenant = _tenant_of(meta["namespace"])
-    service_account, context_ns = _target(request, meta["name"], tenant_name, meta["namespace"])
+    tenant_name, tenant = _tenant_of(context, meta["namespace"])
+    service_account, context_ns = _target(
+        context, request, meta["name"], tenant_name, meta["namespace"]
+    )
     ttl = min(
         request.spec.ttl_seconds or tenant.spec.credentials.default_ttl_seconds,
         tenant.spec.credentials.max_ttl_seconds,
     )
     kubeconfig, token = await _new_kubeconfig(
+        context,
         body,
         request,
         tenant=tenant,
@@ -165,6 +166,7 @@ async def mint(body: dict[str, Any]) -> tuple[str, datetime | None]:
 
 
 async def _new_kubeconfig(
+    context: Context,
     body: dict[str, Any],
     request: KubeConfigRequest,
     *,
@@ -178,11 +180,13 @@ async def _new_kubeconfig(
     kubeconfig around it."""
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
-    await _ensure_identity(body, request, tenant_name, context_ns)
-    binding = await ctx().kube.apply(binding_secret(name, namespace, _owner_ref(body), tenant_name))
+    await _ensure_identity(context, body, request, tenant_name, context_ns)
+    binding = await context.kube.apply(
+        binding_secret(name, namespace, _owner_ref(body), tenant_name)
+    )
     try:
         token = await request_token(
-            ctx().kube,
+            context.kube,
             namespace=namespace,
             service_account=service_account,
             seconds=ttl,
@@ -199,8 +203,8 @@ async def _new_kubeconfig(
         ) from missing
     kubeconfig = render_kubeconfig(
         name=f"{tenant_name}-{request.spec.role}",
-        server=proxy_endpoint(tenant),
-        ca_pem=_ca_for(tenant),
+        server=proxy_endpoint(context, tenant),
+        ca_pem=_ca_for(context, tenant),
         token=token.token,
         namespace=context_ns,
     )
@@ -214,10 +218,14 @@ _ROLE_BINDINGS = {
 }
 
 
-def _bound(request: KubeConfigRequest, name: str, namespace: str, context_ns: str) -> bool:
+def _bound(
+    context: Context, request: KubeConfigRequest, name: str, namespace: str, context_ns: str
+) -> bool:
     """Whether the tenant's pass has bound the request's identity in its context
     namespace (from the store: no API call)."""
-    binding = store.children.get(("RoleBinding", context_ns, _ROLE_BINDINGS[request.spec.role]))
+    binding = context.stores.children.get(
+        ("RoleBinding", context_ns, _ROLE_BINDINGS[request.spec.role])
+    )
     wanted = {"kind": "ServiceAccount", "name": L.request_sa(name), "namespace": namespace}
     return any(
         {k: s.get(k) for k in wanted} == wanted for s in (binding or {}).get("subjects") or []
@@ -225,24 +233,24 @@ def _bound(request: KubeConfigRequest, name: str, namespace: str, context_ns: st
 
 
 async def _ensure_identity(
-    body: dict[str, Any], request: KubeConfigRequest, tenant: str, context_ns: str
+    context: Context, body: dict[str, Any], request: KubeConfigRequest, tenant: str, context_ns: str
 ) -> None:
     """The request's own ServiceAccount, built and bound by a tenant pass that has
     seen the request: when this returns, a token for it works where its role reaches.
     (Only a new identity waits for a pass; a rotation finds it bound.)"""
     meta = body["metadata"]
-    remember_request(body)
-    if not _bound(request, meta["name"], meta["namespace"], context_ns):
-        await ctx().queue.run(tenant, "credential")
+    remember_request(context, body)
+    if not _bound(context, request, meta["name"], meta["namespace"], context_ns):
+        await context.queue.run(tenant, "credential")
 
 
-def remember_request(body: Mapping[str, Any]) -> bool:
+def remember_request(context: Context, body: Mapping[str, Any]) -> bool:
     """Keep the request in the store (its tenant's pass binds its identity from there);
     return whether what its identity may do changed (new, revoked, role or project)."""
     meta = body["metadata"]
     key = ("KubeConfigRequest", meta["namespace"], meta["name"])
-    before = store.parents.get(key)
-    store.parents.upsert({**body, "kind": "KubeConfigRequest", "apiVersion": API_VERSION})
+    before = context.stores.parents.get(key)
+    context.stores.parents.upsert({**body, "kind": "KubeConfigRequest", "apiVersion": API_VERSION})
     return before is None or _grant(before) != _grant(body)
 
 
@@ -251,25 +259,29 @@ def _grant(body: Mapping[str, Any]) -> tuple[bool, Any, Any]:
     return live(body), spec.get("role"), spec.get("project")
 
 
-async def reconcile_request(body: dict[str, Any]) -> float | None:
+async def reconcile_request(context: Context, body: dict[str, Any]) -> float | None:
     """Bring one request to its desired state; return seconds until it needs a look."""
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
-    async with _locks[(namespace, name)]:
+    async with context.credentials.locks[(namespace, name)]:
         request = KubeConfigRequest.model_validate(body)
         old = body.get("status") or {}
         try:
-            tenant_name, tenant = _tenant_of(namespace)
+            tenant_name, tenant = _tenant_of(context, namespace)
             if request.spec.revoked:
-                await _revoke(body, request, tenant_name)
+                await _revoke(context, body, request, tenant_name)
                 return None
-            return await _issue_if_due(body, request, tenant, tenant_name)
+            return await _issue_if_due(context, body, request, tenant, tenant_name)
         except Refused as refused:
-            await _write_status(body, old, request.status, refused.outcome())
+            await _write_status(context, body, old, request.status, refused.outcome())
             return None
 
 
 async def _issue_if_due(
-    body: dict[str, Any], request: KubeConfigRequest, tenant: Tenant, tenant_name: str
+    context: Context,
+    body: dict[str, Any],
+    request: KubeConfigRequest,
+    tenant: Tenant,
+    tenant_name: str,
 ) -> float | None:
     spec, status = request.spec, request.status
     generation = body["metadata"].get("generation")
@@ -287,7 +299,7 @@ async def _issue_if_due(
         except InvalidPublicKey as exc:
             raise Refused("InvalidPublicKey", str(exc)) from exc
     service_account, context_ns = _target(
-        request, body["metadata"]["name"], tenant_name, body["metadata"]["namespace"]
+        context, request, body["metadata"]["name"], tenant_name, body["metadata"]["namespace"]
     )
     issued, expires = _parse_time(status.issued_at), _parse_time(status.expires_at)
     reason = issue_reason(
@@ -302,6 +314,7 @@ async def _issue_if_due(
         assert issued is not None and expires is not None
         return seconds_until(renew_at(issued, expires, spec.rotation.renew_before_percent), now())
     return await _issue(
+        context,
         body,
         request,
         tenant=tenant,
@@ -314,6 +327,7 @@ async def _issue_if_due(
 
 
 async def _issue(
+    context: Context,
     body: dict[str, Any],
     request: KubeConfigRequest,
     *,
@@ -329,8 +343,9 @@ async def _issue(
     encrypted = request.spec.delivery.mode == DeliveryMode.ENCRYPTED
     secret_name = None if encrypted else request.spec.delivery.secret_name or f"{name}-kubeconfig"
     if secret_name is not None:
-        await _check_delivery_target(body, request, secret_name)
+        await _check_delivery_target(context, body, request, secret_name)
     kubeconfig, token = await _new_kubeconfig(
+        context,
         body,
         request,
         tenant=tenant,
@@ -344,6 +359,7 @@ async def _issue(
     expires = expires_at.isoformat().replace("+00:00", "Z") if expires_at else "never"
     if secret_name is not None:
         await _deliver_secret(
+            context,
             body,
             request,
             secret_name=secret_name,
@@ -356,7 +372,7 @@ async def _issue(
         issued_at=issued_at,
         expires_at=expires_at,
         rotations=request.status.rotations + (0 if reason == "initial" else 1),
-        server=proxy_endpoint(tenant),
+        server=proxy_endpoint(context, tenant),
         secret_name=secret_name,
         token_source=token.source,
         kubeconfig=seal(kubeconfig.encode(), request.spec.recipient_public_key or "")
@@ -365,7 +381,9 @@ async def _issue(
     )
     TOKENS_ISSUED.labels(request.spec.role, reason).inc()
     message = f"token for {namespace}/{service_account} expires at {expires}"
-    await _write_status(body, body.get("status") or {}, status, Outcome.ready(message, "Issued"))
+    await _write_status(
+        context, body, body.get("status") or {}, status, Outcome.ready(message, "Issued")
+    )
     events.normal(
         body,
         "Rotated" if reason == "rotation" else "Issued",
@@ -373,8 +391,9 @@ async def _issue(
     )
     if expires_at is None:
         return 3600.0
-    _expiries[(namespace, name)] = expires_at
-    CREDENTIAL_EXPIRY.set(min(seconds_until(t, now()) for t in _expiries.values()))
+    expiries = context.credentials.expiries
+    expiries[(namespace, name)] = expires_at
+    CREDENTIAL_EXPIRY.set(min(seconds_until(t, now()) for t in expiries.values()))
     return seconds_until(
         renew_at(issued_at, expires_at, request.spec.rotation.renew_before_percent), now()
     )
@@ -385,13 +404,13 @@ def _key_owner_annotation(key: str) -> str:
 
 
 async def _check_delivery_target(
-    body: dict[str, Any], request: KubeConfigRequest, secret_name: str
+    context: Context, body: dict[str, Any], request: KubeConfigRequest, secret_name: str
 ) -> None:
     """A request delivers only into a Secret that is free or already its own for that
     key: never into a Secret somebody else made, a token-binding Secret, or a key that
     another request (a tenant default included) writes."""
     meta = body["metadata"]
-    existing = await ctx().kube.get("v1", "Secret", secret_name, meta["namespace"])
+    existing = await context.kube.get("v1", "Secret", secret_name, meta["namespace"])
     if existing is None:
         return
     key = request.spec.delivery.secret_key
@@ -416,6 +435,7 @@ async def _check_delivery_target(
 
 
 async def _deliver_secret(
+    context: Context,
     body: dict[str, Any],
     request: KubeConfigRequest,
     *,
@@ -446,13 +466,15 @@ async def _deliver_secret(
     }
     # One field manager per request: several requests (the tenant's default owner and
     # readonly ones) may write different keys of one Secret without removing each other's.
-    await ctx().kube.apply(secret, field_manager=f"kubenova-kcr-{meta['name']}"[:128])
+    await context.kube.apply(secret, field_manager=f"kubenova-kcr-{meta['name']}"[:128])
 
 
-async def _revoke(body: dict[str, Any], request: KubeConfigRequest, tenant: str) -> None:
+async def _revoke(
+    context: Context, body: dict[str, Any], request: KubeConfigRequest, tenant: str
+) -> None:
     """Delete the binding Secret (every token issued for the request stops working) and
     the delivered kubeconfig."""
-    kube = ctx().kube
+    kube = context.kube
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     old = body.get("status") or {}
@@ -462,8 +484,8 @@ async def _revoke(body: dict[str, Any], request: KubeConfigRequest, tenant: str)
     # authenticates it: the binding Secret (the API server caches a validated token
     # for up to 10 s) and the ServiceAccount itself.
     started = time.monotonic()
-    remember_request(body)
-    await ctx().queue.run(tenant, "credential")
+    remember_request(context, body)
+    await context.queue.run(tenant, "credential")
     if not already:
         REVOCATION_SECONDS.observe(time.monotonic() - started)
     await kube.delete("v1", "Secret", binding_secret_name(name), namespace)
@@ -480,9 +502,10 @@ async def _revoke(body: dict[str, Any], request: KubeConfigRequest, tenant: str)
             },
             field_manager=f"kubenova-kcr-{name}"[:128],
         )
-    _expiries.pop((namespace, name), None)
+    context.credentials.expiries.pop((namespace, name), None)
     status = request.status.model_copy(update={"kubeconfig": None, "secret_name": None})
     await _write_status(
+        context,
         body,
         old,
         status,
@@ -496,6 +519,7 @@ async def _revoke(body: dict[str, Any], request: KubeConfigRequest, tenant: str)
 
 
 async def _write_status(
+    context: Context,
     body: dict[str, Any],
     old: dict[str, Any],
     status: KubeConfigRequestStatus,
@@ -511,13 +535,14 @@ async def _write_status(
     if unchanged(old, patch):
         return
     remember_request(
-        await ctx().kube.patch_status(
+        context,
+        await context.kube.patch_status(
             API_VERSION, "KubeConfigRequest", meta["name"], meta["namespace"], patch
-        )
+        ),
     )
     tenant = tenant_of_owner_namespace(meta["namespace"])
     if tenant:
-        record_credentials(tenant)
+        record_credentials(context, tenant)
     previous = (find(old.get("conditions"), "Ready") or {}).get("reason")
     if previous != outcome.reason and not outcome.is_ready and outcome.reason != "Revoked":
         events.warning(body, outcome.reason, outcome.message)
@@ -528,31 +553,37 @@ async def _write_status(
 
 @kopf.on.event(KCRS, id="kcr-identity")
 async def request_event(
-    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, **_: Any
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     """Every request is known to its tenant's pass, which binds the identities of the
     live ones: a deleted or deleting request's identity is unbound at once."""
     assert namespace is not None
+    context = context_of(memo)
     tenant = tenant_of_owner_namespace(namespace)
     key = ("KubeConfigRequest", namespace, name)
     if event.get("type") == "DELETED":
-        changed = store.parents.get(key) is not None
-        store.parents.remove(key)
-        _locks.pop((namespace, name), None)
+        changed = context.stores.parents.get(key) is not None
+        context.stores.parents.remove(key)
+        context.credentials.locks.pop((namespace, name), None)
     else:
-        changed = remember_request(dict(body))
-    if changed and tenant and store.parents.get(tenant_key(tenant)) is not None:
-        ctx().queue.submit(tenant, "credential")
+        changed = remember_request(context, dict(body))
+    if changed and tenant and context.stores.parents.get(tenant_key(tenant)) is not None:
+        context.queue.submit(tenant, "credential")
     if tenant:
-        record_credentials(tenant)
+        record_credentials(context, tenant)
 
 
-def record_credentials(tenant: str) -> None:
+def record_credentials(context: Context, tenant: str) -> None:
     """kubenova_credentials{tenant,role,state}: the tenant's requests by role and by
     the reason of their Ready condition (Issued, Revoked, ...)."""
     namespace = owner_namespace(tenant)
     counts: dict[tuple[str, str], int] = {}
-    for request in store.parents.of_kind("KubeConfigRequest"):
+    for request in context.stores.parents.of_kind("KubeConfigRequest"):
         if request["metadata"].get("namespace") != namespace:
             continue
         ready = find((request.get("status") or {}).get("conditions"), "Ready") or {}
@@ -567,8 +598,8 @@ watched_as_child(KCRS, "KubeConfigRequest")
 
 
 @level_triggered(KCRS, "kubeconfigrequest")
-async def request_changed(body: kopf.Body, **_: Any) -> None:
-    await reconcile_request(dict(body))
+async def request_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await reconcile_request(context_of(memo), dict(body))
 
 
 @kopf.timer(
@@ -577,6 +608,6 @@ async def request_changed(body: kopf.Body, **_: Any) -> None:
     initial_delay=get_settings().credential_check_seconds,
 )
 @reconciler("kubeconfigrequest-rotation")
-async def request_rotation(body: kopf.Body, **_: Any) -> None:
+async def request_rotation(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Re-issues tokens whose renewal point has passed (and retries refused ones)."""
-    await reconcile_request(dict(body))
+    await reconcile_request(context_of(memo), dict(body))

@@ -14,8 +14,8 @@ import kopf
 
 from ..api.common import API_VERSION
 from ..api.tenant import tenant_of_owner_namespace
-from ..kube import store
-from .context import ctx
+from ..kube.store import Key
+from .context import context_of
 from .finalizers import release_finalizer
 from .outcome import Outcome
 from .tenant import trigger_of, write_project_status
@@ -23,33 +23,40 @@ from .tenant import trigger_of, write_project_status
 PROJECTS = "projects.v1alpha1.kubenova.io"
 
 
-def _key(namespace: str, name: str) -> store.Key:
+def _key(namespace: str, name: str) -> Key:
     return ("Project", namespace, name)
 
 
 @kopf.on.event(PROJECTS)
 async def project_event(
-    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, **_: Any
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     assert namespace is not None  # Projects are namespaced
+    context = context_of(memo)
     tenant = tenant_of_owner_namespace(namespace)
     if event.get("type") == "DELETED":
-        store.parents.remove(_key(namespace, name))
+        context.stores.parents.remove(_key(namespace, name))
         if tenant:
             # The budget it held goes back to the tenant's apps namespace.
-            ctx().queue.submit(tenant, "project-deleted")
+            context.queue.submit(tenant, "project-deleted")
         return
-    previous = store.parents.get(_key(namespace, name))
+    previous = context.stores.parents.get(_key(namespace, name))
     current = {**body, "kind": "Project", "apiVersion": API_VERSION}
-    store.parents.upsert(current)
+    context.stores.parents.upsert(current)
     if tenant is not None:
-        ctx().queue.submit(tenant, trigger_of(previous, current))
+        context.queue.submit(tenant, trigger_of(previous, current))
         return
     # Not in any tenant's owner namespace: no tenant pass will ever look at it.
     if current["metadata"].get("deletionTimestamp"):
-        await release_finalizer(current)
+        await release_finalizer(context, current)
         return
     await write_project_status(
+        context,
         current,
         Outcome.stalled(
             "TenantNotFound",

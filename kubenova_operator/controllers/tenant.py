@@ -32,10 +32,10 @@ from ..api.common import API_VERSION, DriftPolicy
 from ..api.project import ApplicationCounts, Project, ProjectStatus
 from ..api.tenant import Tenant, TenantPhase, TenantStatus, apps_namespace, owner_namespace
 from ..integrations.kubevela import add_counts
-from ..kube import store
 from ..kube.diff import describe, object_key
 from ..kube.kinds import WAVES, unserved_kinds, wave_of
 from ..kube.plan import Changes, desired_digests, plan_changes
+from ..kube.store import Key
 from ..observability.metrics import DRIFT_CORRECTIONS, record_phase
 from ..observability.reconcile import reconciler
 from ..resources import labels as L
@@ -57,7 +57,7 @@ from ..resources.syncs import capsule_sync, vela_sync
 from ..resources.tenant import tenant_children
 from . import events
 from .conditions import condition, find, is_true
-from .context import ctx
+from .context import Context, context_of
 from .finalizers import ensure_finalizer, release_finalizer
 from .outcome import Outcome, is_terminal, render_conditions, status_patch, unchanged
 from .teardown import teardown_project, teardown_tenant
@@ -70,16 +70,18 @@ CHANGE_TRIGGERS = frozenset({"spec", "kubevela", "project-deleted"})
 TERMINATING_RECHECK_SECONDS = 5.0
 
 
-def tenant_key(name: str) -> store.Key:
+def tenant_key(name: str) -> Key:
     return ("Tenant", "", name)
 
 
-def projects_in(tenant: str) -> list[dict[str, Any]]:
+def projects_in(context: Context, tenant: str) -> list[dict[str, Any]]:
     """The Projects in the tenant's owner namespace, oldest first (the order budgets are
     granted in), those being deleted included."""
     namespace = owner_namespace(tenant)
     found = [
-        p for p in store.parents.of_kind("Project") if p["metadata"].get("namespace") == namespace
+        p
+        for p in context.stores.parents.of_kind("Project")
+        if p["metadata"].get("namespace") == namespace
     ]
     return sorted(
         found, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
@@ -108,13 +110,13 @@ def _built_at_generation(body: dict[str, Any]) -> bool:
     ].get("generation")
 
 
-def proxy_endpoint(tenant: Tenant) -> str:
+def proxy_endpoint(context: Context, tenant: Tenant) -> str:
     """The API endpoint kubeconfigs of this tenant use: the tenant's capsule-proxy,
     else the cluster default, else the API server itself."""
     if tenant.spec.capsule_proxy:
         return tenant.spec.capsule_proxy.url
-    settings = ctx().settings
-    return settings.capsule_proxy_url or settings.api_server_url or ctx().kube.host
+    settings = context.settings
+    return settings.capsule_proxy_url or settings.api_server_url or context.kube.host
 
 
 def _short(exc: BaseException) -> str:
@@ -156,27 +158,29 @@ def _owner_of(obj: dict[str, Any], projects: set[str]) -> str | None:
     return project if project in projects else None
 
 
-def _remember(obj: dict[str, Any]) -> None:
+def _remember(context: Context, obj: dict[str, Any]) -> None:
     """Record what the API server returned, so the next pass does not mistake a watch
     event still in flight for drift (or re-create a namespace it just made)."""
     meta = obj.get("metadata") or {}
     if not obj.get("kind") or not meta.get("name"):
         return  # not an object (a Status): nothing to record
-    store.children.upsert(obj)
+    context.stores.children.upsert(obj)
     if obj["kind"] == "Namespace":
-        store.namespaces[meta["name"]] = NamespaceRecord.of(obj)
+        context.stores.namespaces[meta["name"]] = NamespaceRecord.of(obj)
 
 
-async def _write_one(obj: dict[str, Any]) -> dict[str, Any]:
-    kube = ctx().kube
-    if obj["kind"] == "Namespace" and obj["metadata"]["name"] not in store.namespaces:
+async def _write_one(context: Context, obj: dict[str, Any]) -> dict[str, Any]:
+    kube = context.kube
+    if obj["kind"] == "Namespace" and obj["metadata"]["name"] not in context.stores.namespaces:
         # Created, not applied: applying would adopt a namespace somebody made since
         # the pass looked (409 then, and the next pass decides whose it is).
         return await kube.create(obj)
     return await kube.apply(obj)
 
 
-async def _apply_all(objects: list[dict[str, Any]], projects: set[str], failures: Failures) -> None:
+async def _apply_all(
+    context: Context, objects: list[dict[str, Any]], projects: set[str], failures: Failures
+) -> None:
     """Apply in waves (kube/kinds.py says which kind goes when). A child that fails is
     charged to the object whose spec made it and does not stop the rest; what lives in
     a namespace that failed is skipped."""
@@ -188,7 +192,9 @@ async def _apply_all(objects: list[dict[str, Any]], projects: set[str], failures
             if wave_of(o["kind"]) == wave
             and o["metadata"].get("namespace") not in failed_namespaces
         ]
-        results = await asyncio.gather(*(_write_one(o) for o in batch), return_exceptions=True)
+        results = await asyncio.gather(
+            *(_write_one(context, o) for o in batch), return_exceptions=True
+        )
         for obj, result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
                 failures.add(_owner_of(obj, projects), describe(object_key(obj)), result)
@@ -197,12 +203,14 @@ async def _apply_all(objects: list[dict[str, Any]], projects: set[str], failures
             elif isinstance(result, BaseException):
                 raise result
             else:
-                _remember(result)
+                _remember(context, result)
 
 
-async def _execute(changes: Changes, projects: set[str], failures: Failures, tenant: str) -> None:
-    kube = ctx().kube
-    await _apply_all(changes.apply, projects, failures)
+async def _execute(
+    context: Context, changes: Changes, projects: set[str], failures: Failures, tenant: str
+) -> None:
+    kube = context.kube
+    await _apply_all(context, changes.apply, projects, failures)
     for ns in changes.release:
         try:
             await kube.merge_patch("v1", "Namespace", ns, None, release_patch(tenant))
@@ -215,65 +223,68 @@ async def _execute(changes: Changes, projects: set[str], failures: Failures, ten
             failures.add(None, f"deleting {describe((kind, namespace, obj_name))}", exc)
 
 
-def _own_children(name: str, uid: str) -> dict[store.Key, dict[str, Any]]:
+def _own_children(context: Context, name: str, uid: str) -> dict[Key, dict[str, Any]]:
     """The tenant's children in the store: labelled for it, and for namespaces, created
     for it (a namespace somebody labelled by hand is never pruned or released)."""
     observed = {}
-    for key, obj in store.children.of_tenant(name):
-        if key[0] == "Namespace" and not is_owned(store.namespaces.get(key[2]), uid):
+    for key, obj in context.stores.children.of_tenant(name):
+        if key[0] == "Namespace" and not is_owned(context.stores.namespaces.get(key[2]), uid):
             continue
         observed[key] = obj
     # Kinds that went with their peer (KubeVela uninstalled): nothing of them is left
     # to prune.
-    gone = unserved_kinds(kubevela=ctx().kubevela)
+    gone = unserved_kinds(kubevela=context.kubevela)
     return {k: v for k, v in observed.items() if k[0] not in gone}
 
 
 @reconciler("tenant")
-async def reconcile_tenant(name: str, triggers: frozenset[str]) -> float | None:
+async def reconcile_tenant(context: Context, name: str, triggers: frozenset[str]) -> float | None:
     """One pass over tenant `name` and the Projects in its owner namespace; returns when
     to look again (None: at the next event)."""
-    body = store.parents.get(tenant_key(name))
-    project_bodies = projects_in(name)
+    body = context.stores.parents.get(tenant_key(name))
+    project_bodies = projects_in(context, name)
     if body is None:
-        await _without_tenant(name, project_bodies)
+        await _without_tenant(context, name, project_bodies)
         return None
     for project in project_bodies:
         if _deleting(project):
-            await teardown_project(project, str(body["metadata"]["uid"]))
-            await release_finalizer(project)
+            await teardown_project(context, project, str(body["metadata"]["uid"]))
+            await release_finalizer(context, project)
     project_bodies = [p for p in project_bodies if not _deleting(p)]
     if _deleting(body):
-        return await _delete_tenant(name, body, project_bodies)
-    await ensure_finalizer(body)
-    return await _build(name, body, project_bodies, triggers)
+        return await _delete_tenant(context, name, body, project_bodies)
+    await ensure_finalizer(context, body)
+    return await _build(context, name, body, project_bodies, triggers)
 
 
-async def _without_tenant(name: str, project_bodies: list[dict[str, Any]]) -> None:
+async def _without_tenant(
+    context: Context, name: str, project_bodies: list[dict[str, Any]]
+) -> None:
     """Projects in `<name>-owner` with no Tenant `name`: reported; deleted ones let go."""
     for project in project_bodies:
         if _deleting(project):
-            await release_finalizer(project)
+            await release_finalizer(context, project)
             continue
         outcome = Outcome.stalled(
             "TenantNotFound",
             f"there is no Tenant {name!r}: a Project must be created in the owner "
             "namespace '<tenant>-owner' of an existing Tenant",
         )
-        await write_project_status(project, outcome, tenant=None)
+        await write_project_status(context, project, outcome, tenant=None)
     if not project_bodies:
-        ctx().queue.forget(name)  # nothing left to look after under this name
-        store.last_desired.pop(name, None)
+        context.queue.forget(name)  # nothing left to look after under this name
+        context.stores.last_desired.pop(name, None)
 
 
 async def _delete_tenant(
-    name: str, body: dict[str, Any], project_bodies: list[dict[str, Any]]
+    context: Context, name: str, body: dict[str, Any], project_bodies: list[dict[str, Any]]
 ) -> float | None:
     """Hold the Tenant while it has Projects (deleting a tenant never cascades into its
     projects' namespaces behind a user's back); then tear it down and let it go."""
     for project in project_bodies:
         if not (project.get("status") or {}).get("namespaces"):
             await write_project_status(
+                context,
                 project,
                 Outcome.stalled(
                     "TenantDeleting",
@@ -287,17 +298,21 @@ async def _delete_tenant(
             f"waiting for {len(names)} Project(s) to be deleted first: {', '.join(names[:10])}"
         )
         outcome = Outcome.reconciling("DeletionBlocked", message)
-        status = _tenant_status(body, outcome, phase=TenantPhase.TERMINATING)
-        if await _patch_tenant_status(body, status):
+        status = _tenant_status(context, body, outcome, phase=TenantPhase.TERMINATING)
+        if await _patch_tenant_status(context, body, status):
             events.warning(body, "DeletionBlocked", message)
         return None  # each Project's deletion brings the next pass
-    await teardown_tenant(name, body)
-    await release_finalizer(body)
+    await teardown_tenant(context, name, body)
+    await release_finalizer(context, body)
     return None
 
 
 async def _build(
-    name: str, body: dict[str, Any], project_bodies: list[dict[str, Any]], triggers: frozenset[str]
+    context: Context,
+    name: str,
+    body: dict[str, Any],
+    project_bodies: list[dict[str, Any]],
+    triggers: frozenset[str],
 ) -> float | None:
     tenant = Tenant.model_validate(body)
     spec = tenant.spec
@@ -306,12 +321,13 @@ async def _build(
 
     # What no write can fix: the tenant's own namespaces are somebody else's, or its
     # budget is unreadable. Decided before anything is written.
-    blocked = _tenant_blocked(name, uid, tenant)
+    blocked = _tenant_blocked(context, name, uid, tenant)
     if blocked is not None:
-        if await _patch_tenant_status(body, _tenant_status(body, blocked)):
+        if await _patch_tenant_status(context, body, _tenant_status(context, body, blocked)):
             _announce(body, blocked)
         for project in project_bodies:
             await write_project_status(
+                context,
                 project,
                 Outcome.stalled(
                     "TenantNotReady", f"tenant {name!r} is not ready: {blocked.message}"
@@ -321,18 +337,19 @@ async def _build(
         return None
 
     inputs = [_project_input(p) for p in project_bodies]
-    decisions, claimed = admit_projects(name, uid, spec, inputs, store.namespaces)
+    decisions, claimed = admit_projects(name, uid, spec, inputs, context.stores.namespaces)
     admitted = {d.name for d in decisions if d.admitted}
     by_name = {p["metadata"]["name"]: p for p in project_bodies}
     desired = _desired(
+        context,
         name,
         uid,
         tenant,
-        claimed,
-        [(i, by_name[i.name]["metadata"]["uid"]) for i in inputs if i.name in admitted],
+        claimed=claimed,
+        admitted=[(i, by_name[i.name]["metadata"]["uid"]) for i in inputs if i.name in admitted],
     )
     for project_name in sorted(admitted):
-        await ensure_finalizer(by_name[project_name])
+        await ensure_finalizer(context, by_name[project_name])
 
     report_only = spec.drift_policy == DriftPolicy.REPORT
     # Differences are drift only when nothing they could come from is changing: the
@@ -349,16 +366,16 @@ async def _build(
     )
     changes = plan_changes(
         desired,
-        _own_children(name, uid),
+        _own_children(context, name, uid),
         drift_possible=drift_possible,
         report_only=report_only,
         admitted_projects=admitted,
         delete_namespaces_of={i.name for i in inputs if i.spec.deletion_policy == "Delete"},
-        last_desired=store.last_desired.get(name),
+        last_desired=context.stores.last_desired.get(name),
     )
-    store.last_desired[name] = desired_digests(desired)
+    context.stores.last_desired[name] = desired_digests(desired)
     failures = Failures()
-    await _execute(changes, admitted, failures, name)
+    await _execute(context, changes, admitted, failures, name)
     if changes.drifted:
         _report_drift(body, changes.drifted, healed=not report_only and not failures.terminal)
 
@@ -375,6 +392,7 @@ async def _build(
         else Outcome.ready(f"{len(namespaces)} namespaces in place")
     )
     status = _tenant_status(
+        context,
         body,
         outcome,
         namespaces=namespaces,
@@ -383,14 +401,18 @@ async def _build(
         drifted=changes.drifted,
     )
     over = exceeding(spec.budget.hard, claimed)
-    written = await _patch_tenant_status(body, status, counted=True)
+    written = await _patch_tenant_status(context, body, status, counted=True)
     if written:
         _announce(body, outcome)
     if written and over and not is_true(old_status.get("conditions"), "BudgetExceeded"):
         events.warning(body, "BudgetExceeded", _over_message(over))
     for decision in decisions:
         await write_project_status(
-            by_name[decision.name], project_outcomes[decision.name], tenant=name, decision=decision
+            context,
+            by_name[decision.name],
+            project_outcomes[decision.name],
+            tenant=name,
+            decision=decision,
         )
     if failures.transient:
         # After the statuses say so: the queue retries the pass with backoff.
@@ -414,15 +436,17 @@ def _project_outcome(decision: Decision, failures: Failures, waiting: set[str]) 
 
 
 def _desired(
+    context: Context,
     name: str,
     uid: str,
     tenant: Tenant,
+    *,
     claimed: dict[str, Decimal],
     admitted: list[tuple[ProjectInput, str]],
 ) -> list[dict[str, Any]]:
     """Everything the tenant and its admitted projects ((input, Project uid)) are made
     of: the builders in resources/, one call each."""
-    identities = request_identities(name, store.parents.of_kind("KubeConfigRequest"))
+    identities = request_identities(name, context.stores.parents.of_kind("KubeConfigRequest"))
     desired = tenant_children(name, uid, tenant.spec, claimed, identities=identities)
     desired.append(capsule_sync(name, uid))
     desired.append(tenant_flow_schema(name, tenant.spec, {i.name: i.spec for i, _ in admitted}))
@@ -430,7 +454,7 @@ def _desired(
         desired.extend(
             project_children(item.name, name, uid, tenant.spec, item.spec, identities=identities)
         )
-        if ctx().kubevela:
+        if context.kubevela:
             desired.extend(delivery_objects(item.name, name, item.spec))
         desired.append(vela_sync(item.name, owner_namespace(name), project_uid, name))
     return desired
@@ -447,13 +471,13 @@ def _terminating(namespaces: list[str]) -> Outcome:
     )
 
 
-def _tenant_blocked(name: str, uid: str, tenant: Tenant) -> Outcome | None:
+def _tenant_blocked(context: Context, name: str, uid: str, tenant: Tenant) -> Outcome | None:
     invalid = invalid_quantities(tenant.spec.budget.hard)
     if invalid:
         return Outcome.stalled("InvalidSpec", "spec.budget.hard is invalid: " + "; ".join(invalid))
     for ns in (owner_namespace(name), apps_namespace(name)):
         why = namespace_conflict(
-            ns, tenant=name, tenant_uid=uid, project=None, record=store.namespaces.get(ns)
+            ns, tenant=name, tenant_uid=uid, project=None, record=context.stores.namespaces.get(ns)
         )
         if why is not None:
             return Outcome.stalled("NamespaceConflict", why)
@@ -468,6 +492,7 @@ def _over_message(over: dict[str, tuple[Decimal, Decimal]]) -> str:
 
 
 def _tenant_status(
+    context: Context,
     body: dict[str, Any],
     outcome: Outcome,
     *,
@@ -504,9 +529,9 @@ def _tenant_status(
         namespaces=namespaces if namespaces is not None else previous.namespaces,
         namespace_count=len(namespaces) if namespaces is not None else previous.namespace_count,
         project_count=len(projects) if projects is not None else previous.project_count,
-        usage=_usage(name),
+        usage=_usage(context, name),
         allocated=format_resources(claimed) if claimed is not None else previous.allocated,
-        proxy_endpoint=proxy_endpoint(tenant),
+        proxy_endpoint=proxy_endpoint(context, tenant),
         applications=_application_counts(projects) if projects is not None else None,
     )
 
@@ -535,15 +560,17 @@ def _drift_condition(
 
 
 async def _patch_tenant_status(
-    body: dict[str, Any], status: TenantStatus, *, counted: bool = False
+    context: Context, body: dict[str, Any], status: TenantStatus, *, counted: bool = False
 ) -> bool:
     """Write the status if it changed; return whether it did. `counted`: the pass
     summed the projects' Application counts (else the last sum stays)."""
     patch = status_patch(status, exclude=None if counted else {"applications"})
     if unchanged(body.get("status"), patch):
         return False
-    store.parents.upsert(
-        await ctx().kube.patch_status(API_VERSION, "Tenant", body["metadata"]["name"], None, patch)
+    context.stores.parents.upsert(
+        await context.kube.patch_status(
+            API_VERSION, "Tenant", body["metadata"]["name"], None, patch
+        )
     )
     return True
 
@@ -578,15 +605,16 @@ def _application_counts(project_bodies: list[dict[str, Any]]) -> ApplicationCoun
     return add_counts(reported) if reported else None
 
 
-def _usage(tenant: str) -> dict[str, str]:
+def _usage(context: Context, tenant: str) -> dict[str, str]:
     used = []
-    for key, obj in store.children.of_tenant(tenant):
+    for key, obj in context.stores.children.of_tenant(tenant):
         if key[0] == "ResourceQuota":
             used.append((obj.get("status") or {}).get("used") or {})
     return format_resources(sum_resources(used))
 
 
 async def write_project_status(
+    context: Context,
     body: dict[str, Any],
     outcome: Outcome,
     *,
@@ -610,8 +638,8 @@ async def write_project_status(
     if unchanged(old, patch):
         return
     meta = body["metadata"]
-    store.parents.upsert(
-        await ctx().kube.patch_status(
+    context.stores.parents.upsert(
+        await context.kube.patch_status(
             API_VERSION, "Project", meta["name"], meta["namespace"], patch
         )
     )
@@ -638,15 +666,18 @@ def trigger_of(previous: dict[str, Any] | None, body: dict[str, Any]) -> str:
 
 
 @kopf.on.event(TENANTS)
-async def tenant_event(event: kopf.RawEvent, body: kopf.Body, name: str, **_: Any) -> None:
+async def tenant_event(
+    event: kopf.RawEvent, body: kopf.Body, name: str, memo: kopf.Memo, **_: Any
+) -> None:
     """Every change of a Tenant asks for a pass; kopf keeps no state of its own on the
     object (no annotations, no finalizer of its own: ours is added and removed by the
     pass, see controllers/finalizers.py)."""
+    context = context_of(memo)
     if event.get("type") == "DELETED":
-        store.parents.remove(tenant_key(name))
+        context.stores.parents.remove(tenant_key(name))
         record_phase("Tenant", name, None)
-        ctx().queue.submit(name, "tenant-gone")  # its Projects are now orphans
+        context.queue.submit(name, "tenant-gone")  # its Projects are now orphans
         return
-    previous = store.parents.get(tenant_key(name))
-    store.parents.upsert({**body, "kind": "Tenant", "apiVersion": API_VERSION})
-    ctx().queue.submit(name, trigger_of(previous, dict(body)))
+    previous = context.stores.parents.get(tenant_key(name))
+    context.stores.parents.upsert({**body, "kind": "Tenant", "apiVersion": API_VERSION})
+    context.queue.submit(name, trigger_of(previous, dict(body)))

@@ -37,13 +37,13 @@ from ..integrations.kubevela import (
     revisions_to_prune,
     summarize,
 )
-from ..kube import store
+from ..kube.store import created_before, list_started
 from ..observability.metrics import APPLICATIONS_BY_PHASE
 from ..resources import labels as L
 from . import events
 from .children import RELISTS, observe_child
 from .conditions import condition
-from .context import ctx
+from .context import Context, context_of
 from .outcome import Outcome, render_conditions, status_patch, unchanged
 from .tenant import tenant_key
 from .wiring import level_triggered
@@ -56,63 +56,59 @@ VELASYNCS = "velasyncs.v1alpha1.kubenova.io"
 WATCH_TRIGGERS = frozenset({"application", "stuck-check", "relist"})
 MAX_SUMMARIES = 500
 MAX_FAILURES, MAX_FAILURE_MESSAGE = 10, 512
-# Pending re-checks for Applications that will count as stuck at a known time.
-_rechecks: dict[str, asyncio.TimerHandle] = {}
-# (revision number, limit) each Application's revisions were last checked at.
-_checked: dict[tuple[str, str], tuple[int, int]] = {}
-# The phases last exported per VelaSync, so a phase that empties is reset to 0.
-_exported: dict[str, set[str]] = {}
+# This controller's bookkeeping (pending stuck re-checks, revisions checked, phases
+# exported) is the Context's `vela` (controllers/context.py VelaState).
 
 
 def velasync_key(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 
 
-def _velasync_of(namespace: str) -> str | None:
+def _velasync_of(context: Context, namespace: str) -> str | None:
     """The VelaSync key of the project that `namespace` belongs to, if any."""
-    record = store.namespaces.get(namespace)
+    record = context.stores.namespaces.get(namespace)
     tenant, project = (record.tenant, record.project) if record else (None, None)
     return velasync_key(owner_namespace(tenant), project) if tenant and project else None
 
 
-def _set_installed(installed: bool) -> None:
+def _set_installed(context: Context, installed: bool) -> None:
     """Record whether KubeVela is served; on a change, every tenant is re-planned, so
     the delivery defaults are built (or no longer expected) without a restart."""
-    if ctx().kubevela == installed:
+    if context.kubevela == installed:
         return
-    ctx().kubevela = installed
+    context.kubevela = installed
     logger.info("KubeVela is %s", "installed" if installed else "no longer installed")
-    for tenant in list(store.parents.of_kind("Tenant")):
-        ctx().queue.submit(tenant["metadata"]["name"], "kubevela")
+    for tenant in list(context.stores.parents.of_kind("Tenant")):
+        context.queue.submit(tenant["metadata"]["name"], "kubevela")
 
 
 def _summaries(
-    namespaces: list[str], previous: list[ApplicationSummary]
+    context: Context, namespaces: list[str], previous: list[ApplicationSummary]
 ) -> list[ApplicationSummary]:
     before = {(s.namespace, s.name): s for s in previous}
-    stuck_after = timedelta(seconds=ctx().settings.app_stuck_seconds)
+    stuck_after = timedelta(seconds=context.settings.app_stuck_seconds)
     at = now()
     out = []
     for ns in namespaces:
-        for name, app in sorted(store.applications.get(ns, {}).items()):
+        for name, app in sorted(context.stores.applications.get(ns, {}).items()):
             out.append(
                 summarize(app, now=at, stuck_after=stuck_after, previous=before.get((ns, name)))
             )
     return out
 
 
-def _schedule_recheck(key: str, namespaces: list[str]) -> None:
+def _schedule_recheck(context: Context, key: str, namespaces: list[str]) -> None:
     """Wake up when the next running workflow would count as stuck: no event marks
     that moment, and waiting for the periodic resync would report it late."""
-    stuck_after = timedelta(seconds=ctx().settings.app_stuck_seconds)
+    stuck_after = timedelta(seconds=context.settings.app_stuck_seconds)
     deadlines = []
     for ns in namespaces:
-        for app in store.applications.get(ns, {}).values():
+        for app in context.stores.applications.get(ns, {}).values():
             status = app.get("status") or {}
             started = parse_time((status.get("workflow") or {}).get("startTime"))
             if status.get("status") == PHASE_RUNNING_WORKFLOW and started is not None:
                 deadlines.append(started + stuck_after)
-    old = _rechecks.pop(key, None)
+    old = context.vela.rechecks.pop(key, None)
     if old is not None:
         old.cancel()
     future = [d for d in deadlines if d > now()]
@@ -121,27 +117,30 @@ def _schedule_recheck(key: str, namespaces: list[str]) -> None:
     delay = (min(future) - now()).total_seconds() + 1
 
     def fire() -> None:
-        _rechecks.pop(key, None)
-        ctx().vela_queue.submit(key, "stuck-check")
+        context.vela.rechecks.pop(key, None)
+        context.vela_queue.submit(key, "stuck-check")
 
-    _rechecks[key] = asyncio.get_running_loop().call_later(delay, fire)
+    context.vela.rechecks[key] = asyncio.get_running_loop().call_later(delay, fire)
 
 
-def _export(key: str, summaries: list[ApplicationSummary], project: str) -> None:
+def _export(context: Context, key: str, summaries: list[ApplicationSummary], project: str) -> None:
     namespace = key.split("/", 1)[0]
     by_phase: dict[str, int] = {}
     for summary in summaries:
         phase = summary.phase or "unknown"
         by_phase[phase] = by_phase.get(phase, 0) + 1
-    for phase in _exported.get(key, set()) - by_phase.keys():
+    for phase in context.vela.exported.get(key, set()) - by_phase.keys():
         APPLICATIONS_BY_PHASE.labels(namespace, project, phase).set(0)
     for phase, n in by_phase.items():
         APPLICATIONS_BY_PHASE.labels(namespace, project, phase).set(n)
-    _exported[key] = set(by_phase)
+    context.vela.exported[key] = set(by_phase)
 
 
 def _announce(
-    project: dict[str, Any], old: list[ApplicationSummary], new: list[ApplicationSummary]
+    context: Context,
+    project: dict[str, Any],
+    old: list[ApplicationSummary],
+    new: list[ApplicationSummary],
 ) -> None:
     """Events on transitions only: to failing (Warning), and back to healthy. Every
     phase change is logged."""
@@ -163,7 +162,7 @@ def _announce(
     def on_both(summary: ApplicationSummary, warning: bool, reason: str, what: str) -> None:
         post = events.warning if warning else events.normal
         post(project, reason, f"Application {summary.namespace}/{summary.name} is {what}")
-        app = store.applications.get(summary.namespace, {}).get(summary.name)
+        app = context.stores.applications.get(summary.namespace, {}).get(summary.name)
         if app is not None:
             post({**app, "apiVersion": APPLICATION_API, "kind": "Application"}, reason, what)
 
@@ -174,28 +173,28 @@ def _announce(
         on_both(summary, False, "ApplicationRecovered", "healthy again")
 
 
-async def reconcile_velasync(key: str, triggers: frozenset[str]) -> None:
+async def reconcile_velasync(context: Context, key: str, triggers: frozenset[str]) -> None:
     namespace, name = key.split("/", 1)
-    body = store.children.get(("VelaSync", namespace, name))
+    body = context.stores.children.get(("VelaSync", namespace, name))
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
-    kube = ctx().kube
-    if triggers <= WATCH_TRIGGERS and ctx().kubevela:
+    kube = context.kube
+    if triggers <= WATCH_TRIGGERS and context.kubevela:
         # Application events come only while KubeVela is served: no discovery needed.
         installed = True
     else:
         installed = await kube.has_kind(KUBEVELA.api_version, KUBEVELA.kind)
-        _set_installed(installed)
+        _set_installed(context, installed)
     generation = body["metadata"].get("generation")
     old = body.get("status") or {}
     project_name = body["spec"]["projectRef"]["name"]
-    project = store.parents.get(("Project", namespace, project_name))
+    project = context.stores.parents.get(("Project", namespace, project_name))
     namespaces = list(((project or {}).get("status") or {}).get("namespaces") or [])
     previous = [ApplicationSummary.model_validate(a) for a in old.get("applications") or []]
     summaries: list[ApplicationSummary] = []
     counts = None
     if not installed:
-        _export(key, [], project_name)
+        _export(context, key, [], project_name)
         outcome = Outcome.stalled(KUBEVELA.missing_reason, KUBEVELA.missing_message())
         extra = [
             condition(
@@ -203,7 +202,7 @@ async def reconcile_velasync(key: str, triggers: frozenset[str]) -> None:
             )
         ]
     else:
-        summaries = _summaries(namespaces, previous)
+        summaries = _summaries(context, namespaces, previous)
         counts = count(summaries)
         outcome = (
             Outcome.ready(
@@ -234,8 +233,8 @@ async def reconcile_velasync(key: str, triggers: frozenset[str]) -> None:
                 generation,
             ),
         ]
-        _schedule_recheck(key, namespaces)
-        _export(key, summaries, project_name)
+        _schedule_recheck(context, key, namespaces)
+        _export(context, key, summaries, project_name)
     status = VelaSyncStatus(
         observed_generation=generation,
         conditions=render_conditions(old.get("conditions"), outcome, generation, extra),
@@ -247,37 +246,44 @@ async def reconcile_velasync(key: str, triggers: frozenset[str]) -> None:
     patch = status_patch(status, exclude={"last_sync_time"})
     if not unchanged(old, patch):
         patch["lastSyncTime"] = now().isoformat().replace("+00:00", "Z")
-        store.children.upsert(
+        context.stores.children.upsert(
             await kube.patch_status(API_VERSION, "VelaSync", name, namespace, patch)
         )
     if project is not None:
         if installed:
-            _announce(project, previous, summaries)
-            await _prune_revisions(project, summaries)
-        await _write_project_counts(project, _project_applications(summaries, patch["counts"]))
+            _announce(context, project, previous, summaries)
+            await _prune_revisions(context, project, summaries)
+        await _write_project_counts(
+            context, project, _project_applications(summaries, patch["counts"])
+        )
 
 
-async def _prune_revisions(project: dict[str, Any], summaries: list[ApplicationSummary]) -> None:
+async def _prune_revisions(
+    context: Context, project: dict[str, Any], summaries: list[ApplicationSummary]
+) -> None:
     """Keep each Application's ApplicationRevisions within its limit (see
     integrations/kubevela.py). Checked when an Application's revision or its limit
     changes, so a steady state costs no requests."""
     project_limit = Project.model_validate(project).spec.delivery.revision_limit
     for s in summaries:
-        app = store.applications.get(s.namespace, {}).get(s.name)
+        app = context.stores.applications.get(s.namespace, {}).get(s.name)
         if app is None or not s.revision_number:
             continue
         limit = revision_limit(app, project_limit)
         key = (s.namespace, s.name)
         # Revision numbers only grow, so there are at most that many revisions.
-        if _checked.get(key) == (s.revision_number, limit) or s.revision_number <= limit + 1:
-            _checked[key] = (s.revision_number, limit)
+        if (
+            context.vela.checked.get(key) == (s.revision_number, limit)
+            or s.revision_number <= limit + 1
+        ):
+            context.vela.checked[key] = (s.revision_number, limit)
             continue
-        revisions = await ctx().kube.list(
+        revisions = await context.kube.list(
             APPLICATION_API, "ApplicationRevision", s.namespace, label_selector=s.revisions_selector
         )
         names = [r["metadata"]["name"] for r in revisions]
         for name in revisions_to_prune(names, s.revision, limit):
-            await ctx().kube.delete(APPLICATION_API, "ApplicationRevision", name, s.namespace)
+            await context.kube.delete(APPLICATION_API, "ApplicationRevision", name, s.namespace)
             logger.info(
                 "pruned ApplicationRevision %s/%s (limit %d of %s)",
                 s.namespace,
@@ -285,7 +291,7 @@ async def _prune_revisions(project: dict[str, Any], summaries: list[ApplicationS
                 limit,
                 s.name,
             )
-        _checked[key] = (s.revision_number, limit)
+        context.vela.checked[key] = (s.revision_number, limit)
 
 
 def _project_applications(
@@ -302,7 +308,9 @@ def _project_applications(
     return {**counts, "failures": failures[:MAX_FAILURES] or None}
 
 
-async def _write_project_counts(project: dict[str, Any], counts: dict[str, Any] | None) -> None:
+async def _write_project_counts(
+    context: Context, project: dict[str, Any], counts: dict[str, Any] | None
+) -> None:
     """Counts into the Project's status; then its tenant's pass sums them up."""
 
     def present(value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -312,32 +320,32 @@ async def _write_project_counts(project: dict[str, Any], counts: dict[str, Any] 
     if present((project.get("status") or {}).get("applications")) == present(counts):
         return
     meta = project["metadata"]
-    store.parents.upsert(
-        await ctx().kube.patch_status(
+    context.stores.parents.upsert(
+        await context.kube.patch_status(
             API_VERSION, "Project", meta["name"], meta["namespace"], {"applications": counts}
         )
     )
     tenant = (meta.get("labels") or {}).get(L.TENANT) or (project.get("status") or {}).get("tenant")
-    if tenant and store.parents.get(tenant_key(tenant)) is not None:
-        ctx().queue.submit(tenant, "applications")
+    if tenant and context.stores.parents.get(tenant_key(tenant)) is not None:
+        context.queue.submit(tenant, "applications")
 
 
-async def relist_applications() -> None:
+async def relist_applications(context: Context) -> None:
     """Forget Applications a fresh LIST no longer has (deleted while no watch ran) and
     have their projects' VelaSyncs re-summarized."""
-    if not ctx().kubevela:
+    if not context.kubevela:
         return
-    started = store.list_started()
-    listed = await ctx().kube.list(APPLICATION_API, "Application")
+    started = list_started()
+    listed = await context.kube.list(APPLICATION_API, "Application")
     seen = {(a["metadata"]["namespace"], a["metadata"]["name"]) for a in listed}
-    for namespace, apps in list(store.applications.items()):
+    for namespace, apps in list(context.stores.applications.items()):
         for name, app in list(apps.items()):
-            if (namespace, name) in seen or not store.created_before(app, started):
+            if (namespace, name) in seen or not created_before(app, started):
                 continue
             logger.info("Application %s/%s was deleted unseen; forgetting it", namespace, name)
-            store.drop_application(namespace, name)
-            if (key := _velasync_of(namespace)) is not None:
-                ctx().vela_queue.submit(key, "relist")
+            context.stores.drop_application(namespace, name)
+            if (key := _velasync_of(context, namespace)) is not None:
+                context.vela_queue.submit(key, "relist")
 
 
 RELISTS.append(relist_applications)
@@ -347,43 +355,53 @@ RELISTS.append(relist_applications)
 
 
 @kopf.on.event(VELASYNCS)
-async def velasync_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+async def velasync_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    context = context_of(memo)
     # A child of its Project: a deleted one is rebuilt by the tenant's pass.
-    await observe_child(event, {**body, "kind": "VelaSync"})
+    await observe_child(context, event, {**body, "kind": "VelaSync"})
     meta = body.get("metadata", {})
     key = velasync_key(meta.get("namespace", ""), meta.get("name", ""))
     if event.get("type") == "DELETED":
-        handle = _rechecks.pop(key, None)
+        handle = context.vela.rechecks.pop(key, None)
         if handle is not None:
             handle.cancel()
-        ctx().vela_queue.forget(key)
-        for phase in _exported.pop(key, set()):
+        context.vela_queue.forget(key)
+        for phase in context.vela.exported.pop(key, set()):
             APPLICATIONS_BY_PHASE.remove(meta.get("namespace", ""), meta.get("name", ""), phase)
 
 
 @level_triggered(VELASYNCS, "velasync", resync=True)
-async def velasync_changed(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+async def velasync_changed(
+    body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:
     assert namespace is not None  # VelaSyncs are namespaced
-    store.children.upsert({**body, "kind": "VelaSync"})
-    await ctx().vela_queue.run(velasync_key(namespace, name), "resync")
+    context = context_of(memo)
+    context.stores.children.upsert({**body, "kind": "VelaSync"})
+    await context.vela_queue.run(velasync_key(namespace, name), "resync")
 
 
 @kopf.on.event("core.oam.dev", "v1beta1", "applications")
 async def application_event(
-    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, **_: Any
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     """An Application changed: if it is in a project namespace, that project's
     VelaSync takes a pass (coalesced: a burst of status updates costs one or two)."""
     assert namespace is not None  # Applications are namespaced
-    key = _velasync_of(namespace)
+    context = context_of(memo)
+    key = _velasync_of(context, namespace)
     if key is None:
-        store.drop_application(namespace, name)  # not ours (or no longer)
+        context.stores.drop_application(namespace, name)  # not ours (or no longer)
         return
     if event.get("type") == "DELETED":
-        store.drop_application(namespace, name)
-        _checked.pop((namespace, name), None)
+        context.stores.drop_application(namespace, name)
+        context.vela.checked.pop((namespace, name), None)
     else:
-        store.keep_application(dict(body))
+        context.stores.keep_application(dict(body))
     owner_ns, project = key.split("/", 1)
-    if store.children.get(("VelaSync", owner_ns, project)) is not None:
-        ctx().vela_queue.submit(key, "application")
+    if context.stores.children.get(("VelaSync", owner_ns, project)) is not None:
+        context.vela_queue.submit(key, "application")

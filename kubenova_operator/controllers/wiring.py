@@ -10,6 +10,7 @@ import kopf
 from ..config import get_settings
 from ..observability.reconcile import reconciler
 from .children import observe_child
+from .context import context_of
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -37,7 +38,7 @@ def watched_as_child(resource: str, kind: str) -> None:
     """Objects of `resource` that a Tenant's pass builds: a change or deletion has their
     tenant re-checked (which heals them)."""
 
-    async def child_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        await observe_child(event, {**body, "kind": kind})
+    async def child_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        await observe_child(context_of(memo), event, {**body, "kind": kind})
 
     kopf.on.event(resource, id=f"observe-{kind}")(child_event)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -124,31 +125,37 @@ class Store:
         return len(self._objects)
 
 
-# Kubenova's own kinds (Tenants, Projects) and the children it manages, keyed apart.
-parents = Store()
-children = Store()
-# KubeVela Applications in tenant namespaces as the watch last saw them (metadata
-# trimmed as above; of the spec only its policies, which may carry the revision limit;
-# the status whole): namespace -> name -> body.
-applications: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+Applications = defaultdict[str, dict[str, dict[str, Any]]]
 
 
-def keep_application(body: dict[str, Any]) -> None:
-    policies = (body.get("spec") or {}).get("policies")
-    trimmed = _trim({k: v for k, v in body.items() if k != "spec"})
-    if policies:
-        trimmed["spec"] = {"policies": copy.deepcopy(policies)}
-    meta = trimmed["metadata"]
-    applications[meta["namespace"]][meta["name"]] = trimmed
+@dataclass
+class Stores:
+    """Every in-memory copy the controllers share; one per operator, held by its
+    Context (controllers/context.py)."""
 
+    # Kubenova's own kinds (Tenants, Projects, KubeConfigRequests) and the children it
+    # manages, keyed apart.
+    parents: Store = field(default_factory=Store)
+    children: Store = field(default_factory=Store)
+    # Every namespace of the cluster -> what decides whose it is
+    # (resources/ownership.py): a Tenant or Project never takes a namespace somebody
+    # else already has.
+    namespaces: dict[str, NamespaceRecord] = field(default_factory=dict)
+    # KubeVela Applications in tenant namespaces as the watch last saw them (metadata
+    # trimmed as above; of the spec only its policies, which may carry the revision
+    # limit; the status whole): namespace -> name -> body.
+    applications: Applications = field(default_factory=lambda: defaultdict(dict))
+    # Per tenant, the digest of each child as its last pass desired it (kube/plan.py):
+    # what tells a change of the spec from drift.
+    last_desired: dict[str, dict[Key, str]] = field(default_factory=dict)
 
-def drop_application(namespace: str, name: str) -> None:
-    applications.get(namespace, {}).pop(name, None)
+    def keep_application(self, body: dict[str, Any]) -> None:
+        policies = (body.get("spec") or {}).get("policies")
+        trimmed = _trim({k: v for k, v in body.items() if k != "spec"})
+        if policies:
+            trimmed["spec"] = {"policies": copy.deepcopy(policies)}
+        meta = trimmed["metadata"]
+        self.applications[meta["namespace"]][meta["name"]] = trimmed
 
-
-# Per tenant, the digest of each child as its last pass desired it (kube/plan.py):
-# what tells a change of the spec from drift.
-last_desired: dict[str, dict[Key, str]] = {}
-# Every namespace of the cluster -> what decides whose it is (resources/ownership.py):
-# a Tenant or Project never takes a namespace somebody else already has.
-namespaces: dict[str, NamespaceRecord] = {}
+    def drop_application(self, namespace: str, name: str) -> None:
+        self.applications.get(namespace, {}).pop(name, None)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from ..api.common import API_VERSION, DNS_LABEL
 from ..config import Settings
-from ..controllers.kubeconfigrequest import Refused, mint
+from ..credentials.errors import CredentialRefused
 from ..kube.client import Kube
 from ..resources import labels as L
 from . import GROUP, GROUP_VERSION, VERSION
@@ -52,6 +53,9 @@ logger = logging.getLogger(__name__)
 PREFIX = f"/apis/{GROUP}/{VERSION}"
 _NAME = re.compile(DNS_LABEL)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Mints a kubeconfig for a KubeConfigRequest body: (kubeconfig, expiry), or raises
+# CredentialRefused. The operator injects controllers/kubeconfigrequest.py's `mint`.
+Mint = Callable[[dict[str, Any]], Awaitable[tuple[str, datetime | None]]]
 
 
 def error(code: int, reason: str, message: str) -> web.Response:
@@ -59,9 +63,10 @@ def error(code: int, reason: str, message: str) -> web.Response:
 
 
 class Shim:
-    def __init__(self, kube: Kube, settings: Settings) -> None:
+    def __init__(self, kube: Kube, settings: Settings, *, mint: Mint) -> None:
         self.kube = kube
         self.settings = settings
+        self.mint = mint
         self.authorizer = Authorizer(kube)
         self.tls = ContextHolder()
         self.requestheader: RequestHeaderConfig | None = None
@@ -281,8 +286,8 @@ class Shim:
         body.setdefault("apiVersion", API_VERSION)
         body.setdefault("kind", "KubeConfigRequest")
         try:
-            kubeconfig, expires = await mint(body)
-        except Refused as refused:
+            kubeconfig, expires = await self.mint(body)
+        except CredentialRefused as refused:
             return error(409, "Conflict", refused.message)
         logger.info(
             "aggregated API: minted a kubeconfig of %s/%s for %s",
