@@ -47,6 +47,9 @@ OBJECTS_BY_PHASE = Gauge(
     "Kubenova objects by kind and phase.",
     ["kind", "phase"],
 )
+# Module-global on purpose, unlike the controllers' state (controllers/context.py):
+# this shadows series of Prometheus' own process-wide registry, so it lives as long
+# as they do.
 _phases: dict[tuple[str, str], str] = {}
 
 
@@ -84,6 +87,7 @@ CREDENTIALS = Gauge(
     "KubeConfigRequests by tenant, role and state (the reason of their Ready condition).",
     ["tenant", "role", "state"],
 )
+# Process-wide like _phases above (it shadows the registry's series).
 _credential_series: dict[str, set[tuple[str, str]]] = {}
 
 
