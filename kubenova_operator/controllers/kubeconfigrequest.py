@@ -244,9 +244,12 @@ async def _ensure_identity(
         await context.queue.run(tenant, "credential")
 
 
-def remember_request(context: Context, body: Mapping[str, Any]) -> bool:
+def remember_request(context: Context, body: Mapping[str, Any] | None) -> bool:
     """Keep the request in the store (its tenant's pass binds its identity from there);
-    return whether what its identity may do changed (new, revoked, role or project)."""
+    return whether what its identity may do changed (new, revoked, role or project).
+    None (a write found it gone) changes nothing: its DELETED event does."""
+    if body is None:
+        return False
     meta = body["metadata"]
     key = ("KubeConfigRequest", meta["namespace"], meta["name"])
     before = context.stores.parents.get(key)

@@ -206,9 +206,11 @@ class Kube:
         name: str,
         namespace: str | None,
         status: dict[str, Any],
-    ) -> dict[str, Any]:
-        """A merge patch of the status subresource. Conditions are a list and replaced
-        whole, which is what we want: the caller computed the complete list."""
+    ) -> dict[str, Any] | None:
+        """A merge patch of the status subresource; None when the object is gone (it
+        was deleted while its pass ran: its DELETED event says the rest). Conditions
+        are a list and replaced whole, which is what we want: the caller computed the
+        complete list."""
         res = await self.resource(api_version, kind)
         result = await self.dynamic.patch(
             res.subresources["status"],
@@ -217,4 +219,9 @@ class Kube:
             namespace=namespace,
             content_type="application/merge-patch+json",
         )
-        return checked(result)
+        try:
+            return checked(result)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise

@@ -72,13 +72,16 @@ class Store:
         self._objects: dict[Key, dict[str, Any]] = {}
         self._by_tenant: dict[str, set[Key]] = defaultdict(set)
 
-    def upsert(self, body: dict[str, Any]) -> None:
-        """Record an object as seen by a watch event or returned by a write.
+    def upsert(self, body: dict[str, Any] | None) -> None:
+        """Record an object as seen by a watch event or returned by a write (None: a
+        write found the object gone; nothing to record).
 
         The applier records what the API server returned right away, so the next pass
         does not mistake a watch event still in flight for drift; an older version
         arriving later must then not overwrite it.
         """
+        if body is None:
+            return
         obj = _trim(body)
         key = (obj["kind"], obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
         current = self._objects.get(key)
