@@ -29,7 +29,9 @@ deps: $(STAMP)
 run: deps
 	$(PY) -m kubenova_e2e demo
 
-test: deps
+# The Go peers are built (cached, with progress) before pytest starts, so a cold
+# `make test` never depends on a build fitting inside a test's timeout.
+test: controlplane
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
@@ -39,12 +41,12 @@ test: deps
 unit: deps
 	$(PY) -m pytest -p no:cacheprovider -ra tests/unit
 
-e2e: deps
+e2e: controlplane
 	$(PY) -m pytest -p no:cacheprovider -ra tests/e2e
 
 # Property-based fuzzing of Tenant and Project specs against the real API server and
 # operator, with more examples than `make e2e` runs (KUBENOVA_FUZZ_EXAMPLES, 150 there).
-fuzz: deps
+fuzz: controlplane
 	KUBENOVA_FUZZ_EXAMPLES=$${KUBENOVA_FUZZ_EXAMPLES:-1000} \
 	  $(PY) -m pytest -p no:cacheprovider -ra -s tests/e2e/test_fuzz.py
 
