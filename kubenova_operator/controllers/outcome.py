@@ -73,13 +73,6 @@ class Outcome:
         return out
 
 
-def worst(outcomes: Iterable[Outcome]) -> Outcome | None:
-    """The outcome that speaks for several (Stalled over Reconciling over Ready)."""
-    rank = {State.STALLED: 2, State.RECONCILING: 1, State.READY: 0}
-    found = sorted(outcomes, key=lambda o: rank[o.state], reverse=True)
-    return found[0] if found else None
-
-
 KSTATUS_TYPES = ("Ready", "Reconciling", "Stalled")
 
 

@@ -12,7 +12,6 @@ from kubenova_operator.controllers.outcome import (
     render_conditions,
     status_patch,
     unchanged,
-    worst,
 )
 
 
@@ -72,10 +71,7 @@ def test_status_patch_clears_what_the_model_no_longer_has_and_skips_others_field
     assert not unchanged({"observedGeneration": 1}, patch)
 
 
-def test_worst_and_terminal_errors() -> None:
-    outcomes = [Outcome.ready(), Outcome.reconciling("R", ""), Outcome.stalled("S", "")]
-    assert worst(outcomes) == outcomes[2]
-    assert worst([]) is None
+def test_terminal_errors() -> None:
     assert is_terminal(ApiException(status=422))
     assert is_terminal(ApiException(status=403))
     assert not is_terminal(ApiException(status=409))
