@@ -266,16 +266,21 @@ def ensure_base_image() -> str:
 
 def build_operator_image(tag: str = OPERATOR_IMAGE) -> tuple[str, float]:
     """`podman build` of the repository's Dockerfile (its runtime target) on the
-    stand-in base; layer-cached, so only what changed is rebuilt. The tag and the
-    seconds it took. `--network host`: the build's pip reaches PyPI as the machine
-    does (rootful podman's bridge network may not exist in a sandbox)."""
+    stand-in base; layer-cached, so only what changed is rebuilt. The image's ID (not
+    the tag, which a build from another checkout may move) and the seconds it took.
+    `--network host`: the build's pip reaches PyPI as the machine does (rootful
+    podman's bridge network may not exist in a sandbox)."""
     base = ensure_base_image()
-    log_path = cache_dir() / "images" / "operator-build.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    directory = cache_dir() / "images"
+    directory.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="operator-build-", dir=directory))
+    log_path, id_file = work / "build.log", work / "image-id"
     seconds = _run_logged(
         [
             *PODMAN,
             "build",
+            "--iidfile",
+            str(id_file),
             "--network",
             "host",
             "--layers",
@@ -292,7 +297,9 @@ def build_operator_image(tag: str = OPERATOR_IMAGE) -> tuple[str, float]:
         log_path,
         f"podman build of {tag}",
     )
-    return tag, seconds
+    image_id = id_file.read_text().strip()
+    shutil.rmtree(work, ignore_errors=True)  # kept (with its log) only when it failed
+    return image_id, seconds
 
 
 def image_size(tag: str) -> int:
@@ -415,8 +422,10 @@ class OperatorContainer:
         result = _podman("wait", self.name, timeout=GRACE_SECONDS + 30)
         return int(result.stdout.strip().splitlines()[-1]), time.monotonic() - started
 
-    def logs(self, lines: int = 80) -> str:
-        result = _podman("logs", "--tail", str(lines), self.name, check=False)
+    def logs(self, lines: int | None = 80) -> str:
+        """The last `lines` of its output (stdout and stderr), all of it with None."""
+        tail = -1 if lines is None else lines
+        result = _podman("logs", "--tail", str(tail), self.name, check=False)
         return result.stdout + result.stderr
 
     def remove(self) -> None:
@@ -432,6 +441,6 @@ def build_step() -> None:
     if reason is not None:
         _say(f"not building the operator image: {reason}")
         return
-    tag, seconds = build_operator_image()
-    _say(f"built {tag} in {seconds:.0f}s ({image_size(tag) / 1e6:.0f} MB)")
-    print(tag)
+    image_id, seconds = build_operator_image()
+    _say(f"built {OPERATOR_IMAGE} in {seconds:.0f}s ({image_size(image_id) / 1e6:.0f} MB)")
+    print(f"{OPERATOR_IMAGE} {image_id}")
