@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         return up(keep=args.keep)
     if args.command == "image":
-        if (reason := image.podman_missing()) is not None:
+        if (reason := image.cannot_build()) is not None:
             print(f"error: {reason}", file=sys.stderr)
             return 1
         image.build_step()

@@ -56,11 +56,19 @@ GRACE_SECONDS = 30
 _HEARTBEAT = 30.0
 
 
-def podman_missing() -> str | None:
-    """Why the image cannot be built or run here, or None when podman is installed."""
+def cannot_build() -> str | None:
+    """Why the image cannot be built or run on this machine, or None: podman is not
+    installed, or the stand-in base is neither built nor buildable (debootstrap needs
+    root, once). Build failures are not reasons: they raise."""
     if shutil.which("podman") is None:
         return (
             "podman is not installed (.ci/run installs it: apt-get install podman runc debootstrap)"
+        )
+    tarball = cache_dir() / "images" / f"python-base-{base_key()}.tar.gz"
+    if os.geteuid() != 0 and not tarball.is_file() and not image_exists(base_image_name()):
+        return (
+            "the stand-in Python base is not built, and building it needs root "
+            "(debootstrap): run `python -m kubenova_e2e image` as root once"
         )
     return None
 
@@ -437,7 +445,7 @@ def build_step() -> None:
     """Part of `python -m kubenova_e2e build`: the stand-in base and the operator image,
     so the image test only rebuilds what the source changed. Without podman, says so
     (the image test is then skipped for the same reason)."""
-    reason = podman_missing()
+    reason = cannot_build()
     if reason is not None:
         _say(f"not building the operator image: {reason}")
         return
