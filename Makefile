@@ -9,7 +9,7 @@ VENV ?= $(KUBENOVA_CACHE)/venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: deps run test lint unit e2e fuzz crds controlplane bench clean-cache
+.PHONY: deps run test lint unit e2e fuzz crds controlplane image bench clean-cache
 
 $(STAMP): pyproject.toml
 	@mkdir -p $(KUBENOVA_CACHE)
@@ -60,6 +60,10 @@ crds: deps
 
 controlplane: deps
 	$(PY) -m kubenova_e2e build
+
+# The operator image with podman, on a stand-in Python base (docs/install.md#container-image).
+image: deps
+	$(PY) -m kubenova_e2e image
 
 clean-cache:
 	rm -rf $(KUBENOVA_CACHE)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import signal
 import sys
 from typing import Any
@@ -28,7 +27,7 @@ from .controllers.queue import TenantQueue
 from .controllers.tenant import reconcile_tenant
 from .controllers.velasync import reconcile_velasync
 from .integrations import KUBEVELA
-from .kube.client import Kube, load_configuration
+from .kube.client import Kube, in_cluster, load_configuration, service_account_login
 from .kube.kinds import REGISTRY
 from .observability.health import Leadership, start_health_server
 from .observability.logs import configure_logging
@@ -44,9 +43,11 @@ assert controllers  # imported for its side effect: registering the handlers
 
 @kopf.on.login()
 async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In-cluster credentials, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        return kopf.login_with_service_account(**kwargs)
+    """In-cluster credentials, else the kubeconfig (KUBECONFIG or ~/.kube/config).
+    Not kopf.login_with_service_account: it always dials `kubernetes.default.svc`,
+    which needs cluster DNS and ignores KUBERNETES_SERVICE_HOST/PORT."""
+    if in_cluster():
+        return service_account_login()
     return kopf.login_with_kubeconfig(**kwargs)
 
 

@@ -4,7 +4,9 @@ demo   build and start the control plane, install Kubenova, start the operator,
        apply examples/, start KubeVela and deploy an Application, show what it
        built, and keep running until Ctrl-C
 up     only the control plane (for developing against it)
-build  only build the binaries (control plane, vela-core, kwok, kstatus)
+build  only build the binaries (control plane, vela-core, kwok, kstatus) and, where
+       podman is installed, the operator image (e2e/kubenova_e2e/image.py)
+image  only the operator image, with podman (`make image`)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import image
 from .build import (
     REPO,
     cache_dir,
@@ -235,15 +238,25 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", action="store_true", help="keep the work dir (logs, certificates) on exit"
     )
     sub.add_parser(
-        "build", help="only build the binaries: the control plane, vela-core, kwok and kstatus"
+        "build",
+        help="only build the binaries (the control plane, vela-core, kwok, kstatus) "
+        "and the operator image (with podman, where installed)",
     )
+    sub.add_parser("image", help="only the operator image, with podman")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(keep_running=not args.exit)
     if args.command == "up":
         return up(keep=args.keep)
+    if args.command == "image":
+        if (reason := image.cannot_build()) is not None:
+            print(f"error: {reason}", file=sys.stderr)
+            return 1
+        image.build_step()
+        return 0
     for built in (controlplane_binary, vela_core_binary, kwok_binary, kstatus_binary):
         print(built())
+    image.build_step()
     return 0
 
 

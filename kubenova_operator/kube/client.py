@@ -11,8 +11,11 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import kopf
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.dynamic import DynamicClient
@@ -22,6 +25,8 @@ from kubernetes_asyncio.dynamic.resource import Resource
 from ..resources.labels import FIELD_MANAGER
 
 REDISCOVERY_INTERVAL = 10.0
+# Where Kubernetes mounts a pod's ServiceAccount token, CA bundle and namespace.
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 def checked(result: Any) -> dict[str, Any]:
@@ -40,10 +45,44 @@ def checked(result: Any) -> dict[str, Any]:
     return data
 
 
+def in_cluster(environ: Mapping[str, str] = os.environ) -> bool:
+    """In a pod (the API server's address in the environment) and no kubeconfig asked
+    for instead."""
+    return bool(environ.get("KUBERNETES_SERVICE_HOST")) and not environ.get("KUBECONFIG")
+
+
+def in_cluster_server(environ: Mapping[str, str] = os.environ) -> str:
+    """The API server as a pod reaches it: KUBERNETES_SERVICE_HOST/PORT, as client-go
+    and kubernetes-asyncio read them (not the `kubernetes.default.svc` name, which only
+    cluster DNS resolves: a hostNetwork pod or a container on a host network has none)."""
+    host = environ["KUBERNETES_SERVICE_HOST"]
+    port = environ.get("KUBERNETES_SERVICE_PORT") or "443"
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+def service_account_login(
+    directory: Path = SERVICE_ACCOUNT_DIR, environ: Mapping[str, str] = os.environ
+) -> kopf.ConnectionInfo:
+    """kopf's credentials in a pod: the mounted ServiceAccount token, CA and namespace,
+    and the server the environment names. The token is read on every call: kopf calls
+    the login handler again when the API server answers 401, and the kubelet rewrites a
+    projected token before it expires, so a rotated token is picked up."""
+    token = (directory / "token").read_text().strip()
+    namespace_file = directory / "namespace"
+    ca_file = directory / "ca.crt"
+    return kopf.ConnectionInfo(
+        server=in_cluster_server(environ),
+        token=token,
+        scheme="Bearer",
+        ca_path=str(ca_file) if ca_file.exists() else None,
+        default_namespace=(namespace_file.read_text().strip() if namespace_file.exists() else None),
+    )
+
+
 async def load_configuration() -> client.Configuration:
     """In-cluster credentials, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
     configuration = client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+    if in_cluster():
         config.load_incluster_config(  # type: ignore[no-untyped-call]
             client_configuration=configuration
         )

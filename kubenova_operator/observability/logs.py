@@ -10,18 +10,27 @@ from __future__ import annotations
 import logging
 import sys
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
+
+# kopf's per-object loggers also pass the whole OperatorSettings (a dataclass holding a
+# queue, which the JSON formatter cannot copy: every such record became a "Logging
+# error" traceback instead of a line) and its own k8s_skip flag: not for the log.
+KOPF_INTERNAL_EXTRAS = ("settings", "k8s_skip")
+
+
+def json_formatter() -> JsonFormatter:
+    return JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "asctime": "time", "name": "logger"},
+        reserved_attrs=[*RESERVED_ATTRS, *KOPF_INTERNAL_EXTRAS],
+    )
 
 
 def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s",
-                rename_fields={"levelname": "level", "asctime": "time", "name": "logger"},
-            )
-        )
+        handler.setFormatter(json_formatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s %(message)s"))
     root = logging.getLogger()
