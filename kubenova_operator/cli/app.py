@@ -76,7 +76,7 @@ def out() -> Console:
 
 
 def err() -> Console:
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)
 
 
 @app.callback()
@@ -459,12 +459,7 @@ def kubeconfig(  # noqa: PLR0915, PLR0917 - a command: its options are its param
     if revoke:
 
         async def revoke_it(kube: Kube) -> None:
-            await guarded(
-                kube.custom.patch_namespaced_custom_object(
-                    GROUP, VERSION, ns, "kubeconfigrequests", name, {"spec": {"revoked": True}}
-                ),
-                P("patch", "kubeconfigrequests", GROUP, namespace=ns, name=name),
-            )
+            await kube.merge_patch("kubeconfigrequests", ns, name, {"spec": {"revoked": True}})
 
         run(ctx, revoke_it)
         if target.exists():
@@ -495,12 +490,7 @@ def kubeconfig(  # noqa: PLR0915, PLR0917 - a command: its options are its param
                 P("create", "kubeconfigrequests", GROUP, namespace=ns),
             )
         elif patch := C.spec_drift(existing, body):
-            await guarded(
-                kube.custom.patch_namespaced_custom_object(
-                    GROUP, VERSION, ns, "kubeconfigrequests", name, patch
-                ),
-                P("patch", "kubeconfigrequests", GROUP, namespace=ns, name=name),
-            )
+            await kube.merge_patch("kubeconfigrequests", ns, name, patch)
         deadline = asyncio.get_running_loop().time() + timeout
         with err().status(f"waiting for KubeConfigRequest {ns}/{name}") as spinner:
             while True:

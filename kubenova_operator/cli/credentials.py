@@ -104,9 +104,21 @@ def request_body(
 
 
 def spec_drift(existing: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
-    """The merge patch that makes an existing request what we want (empty: reuse it)."""
+    """The merge patch that makes an existing request what we want (empty: reuse it).
+    Only what the plugin sets is compared: the API server fills in defaults."""
     have, want = existing.get("spec") or {}, wanted["spec"]
-    patch = {k: v for k, v in want.items() if have.get(k) != v}
+    patch: dict[str, Any] = {}
+    for key, value in want.items():
+        if key == "delivery":
+            if (have.get("delivery") or {}).get("mode") != value["mode"]:
+                patch["delivery"] = {"mode": value["mode"]}
+        elif key == "recipientPublicKey":
+            if str(have.get(key) or "").strip() != value.strip():
+                patch[key] = value
+        elif have.get(key) != value:
+            patch[key] = value
+    if have.get("ttlSeconds") is not None and "ttlSeconds" not in want:
+        patch["ttlSeconds"] = None
     if have.get("revoked"):
         patch["revoked"] = False
     return {"spec": patch} if patch else {}

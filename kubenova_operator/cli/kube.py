@@ -18,6 +18,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 T = TypeVar("T")
 GROUP, VERSION = "kubenova.io", "v1alpha1"
 SHIM_GROUP = "api.kubenova.io"
+MERGE = "application/merge-patch+json"
 VELA_GROUP, VELA_VERSION = "core.oam.dev", "v1beta1"
 _USER = re.compile(r'User "([^"]+)"')
 
@@ -174,6 +175,17 @@ class Kube:
                 self.custom.get_namespaced_custom_object(group, version, namespace, plural, name),
                 Permission("get", plural, group, namespace=namespace, name=name),
             )
+        )
+
+    async def merge_patch(
+        self, plural: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A JSON merge patch (the generated client would send a JSON patch)."""
+        call = self.custom.patch_namespaced_custom_object(  # type: ignore[call-arg]
+            GROUP, VERSION, namespace, plural, name, patch, _content_type=MERGE
+        )
+        return dict(
+            await guarded(call, Permission("patch", plural, GROUP, namespace=namespace, name=name))
         )
 
     # --- api.kubenova.io (the aggregated API) -----------------------------------------
