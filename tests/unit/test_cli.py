@@ -161,7 +161,7 @@ def test_apps_table_and_since() -> None:
     }
     assert application_since(app) == "2026-11-29T11:30:00Z"
     assert application_since({"metadata": app["metadata"]}) == "2026-11-29T10:00:00Z"
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"namespace": "n", "name": "a", "phase": "running", "revision": "a-v1", "healthy": True,
          "since": "2026-11-29T11:30:00Z", "message": None},
         {"namespace": "n", "name": "b", "phase": "workflowFailed", "revision": None,
