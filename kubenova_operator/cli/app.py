@@ -46,6 +46,7 @@ from .kube import (
 from .kube import Permission as P
 
 T = TypeVar("T")
+PIPED_WIDTH = 160
 
 app = typer.Typer(
     name="kubectl-kubenova",
@@ -72,7 +73,9 @@ OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table (defaul
 
 
 def out() -> Console:
-    return Console(soft_wrap=False)
+    # Piped (grep, a file, a test): wide lines, not wrapped at 80 columns.
+    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(width=PIPED_WIDTH if piped else None)
 
 
 def err() -> Console:

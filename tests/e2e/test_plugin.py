@@ -18,60 +18,22 @@ import pytest
 import yaml
 from kubenova_e2e.platform import OperatorProcess
 from kubernetes_asyncio import client
-from typer.testing import CliRunner
-
-from kubenova_operator.cli import app
 
 from .harness import (
     GROUP,
     VERSION,
     Cluster,
     create_tenants,
+    plugin,
     project_body,
     ready_at_generation,
+    token_kubeconfig,
     watch_until,
 )
 
 MINE, OTHER = "pla", "plb"
 PROJECT = "web"
 BUDGET = {"hard": {"requests.cpu": "4", "requests.memory": "4Gi", "pods": "20"}}
-
-
-def token_kubeconfig(cluster: Cluster, token: str, namespace: str, path: Path) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "e2e",
-                        "cluster": {
-                            "server": cluster.server(),
-                            "certificate-authority": str(cluster.ca_file()),
-                        },
-                    }
-                ],
-                "users": [{"name": "me", "user": {"token": token}}],
-                "contexts": [
-                    {
-                        "name": "me",
-                        "context": {"cluster": "e2e", "user": "me", "namespace": namespace},
-                    }
-                ],
-                "current-context": "me",
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
-
-
-def plugin(kubeconfig: Path, *args: str, home: Path | None = None) -> Any:
-    env = {"KUBECONFIG": str(kubeconfig), "COLUMNS": "200"}
-    if home is not None:
-        env["XDG_CONFIG_HOME"] = str(home)
-    return CliRunner().invoke(app, list(args), env=env)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +70,12 @@ async def owner_kubeconfig(
     )
 
 
-def test_owner_sees_only_their_tenant(owner_kubeconfig: Path) -> None:
+def test_owner_sees_only_their_tenant(cluster: Cluster, owner_kubeconfig: Path) -> None:
+    # The admin (system owner) sees both, for contrast.
+    everything = plugin(cluster.kubeconfig, "tenants", "-o", "json")
+    assert everything.exit_code == 0, everything.output
+    assert {MINE, OTHER} <= {t["name"] for t in json.loads(everything.output)}
+
     tree = plugin(owner_kubeconfig, "tenants")
     assert tree.exit_code == 0, tree.output
     assert "tenant pla (Plugin team)" in tree.output
