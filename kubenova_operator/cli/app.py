@@ -402,15 +402,17 @@ def logs(
                         tail=tail,
                     )
                 )
-        await asyncio.gather(*streams)
-        return 0
+        results = await asyncio.gather(*streams)
+        return 0 if all(results) else 1
 
-    run(ctx, work)
+    if run(ctx, work):
+        raise typer.Exit(1)
 
 
 async def _stream(
     kube: Kube, ns: str, pod: str, container: str, *, prefix: str, follow: bool, tail: int | None
-) -> None:
+) -> bool:
+    """Copy one container's log to stdout, each line prefixed; False if unreadable."""
     kwargs: dict[str, Any] = {"container": container, "follow": follow}
     if tail is not None:
         kwargs["tail_lines"] = tail
@@ -421,10 +423,11 @@ async def _stream(
         )
     except ApiException as exc:
         err().print(f"{prefix}cannot read logs: {api_message(exc)}", highlight=False)
-        return
+        return False
     async for line in response.content:
         sys.stdout.write(prefix + line.decode(errors="replace"))
         sys.stdout.flush()
+    return True
 
 
 @app.command()
