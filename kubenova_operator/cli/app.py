@@ -22,6 +22,7 @@ import typer
 import yaml
 from kubernetes_asyncio.client.exceptions import ApiException
 from rich.console import Console
+from rich.text import Text
 
 from ..api.common import parse_time
 from ..api.tenant import owner_namespace, tenant_of_owner_namespace
@@ -82,6 +83,11 @@ def err() -> Console:
     return Console(stderr=True, soft_wrap=True)
 
 
+def fail(message: str) -> None:
+    """`error: ...` on stderr (the message is text, never rich markup)."""
+    err().print(Text("error: ", style="red") + Text(message), highlight=False)
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -106,10 +112,10 @@ def run(ctx: typer.Context, work: Callable[[Kube], Awaitable[T]]) -> T:
     try:
         return asyncio.run(go())
     except CliError as exc:
-        err().print(f"[red]error:[/red] {exc}", highlight=False)
+        fail(str(exc))
         raise typer.Exit(1) from None
     except ApiException as exc:
-        err().print(f"[red]error:[/red] {exc.status} {api_message(exc)}", highlight=False)
+        fail(f"{exc.status} {api_message(exc)}")
         raise typer.Exit(1) from None
 
 
@@ -422,7 +428,16 @@ async def _stream(
             P("get", "pods/log", namespace=ns, name=pod),
         )
     except ApiException as exc:
-        err().print(f"{prefix}cannot read logs: {api_message(exc)}", highlight=False)
+        err().print(f"{prefix}cannot read logs: {api_message(exc)}", markup=False, highlight=False)
+        return False
+    if response.status >= 400:  # unread (_preload_content=False): not raised
+        body = await response.read()
+        response.release()
+        failed = ApiException(status=response.status, reason=response.reason)
+        failed.body = body
+        if response.status == 403:
+            raise Denied(P("get", "pods/log", namespace=ns, name=pod), api_message(failed))
+        err().print(f"{prefix}cannot read logs: {api_message(failed)}", markup=False)
         return False
     async for line in response.content:
         sys.stdout.write(prefix + line.decode(errors="replace"))
@@ -472,7 +487,9 @@ def kubeconfig(  # noqa: PLR0915, PLR0917 - a command: its options are its param
             kept, found = C.remove(yaml.safe_load(target.read_text()) or {}, context)
             if found:
                 _write_kubeconfig(target, kept)
-        out().print(f"revoked KubeConfigRequest {ns}/{name}; context {context} removed")
+        out().print(
+            f"revoked KubeConfigRequest {ns}/{name}; context {context} removed", markup=False
+        )
         return
 
     async def obtain(kube: Kube) -> str:
@@ -518,7 +535,7 @@ def kubeconfig(  # noqa: PLR0915, PLR0917 - a command: its options are its param
     try:
         plain = yaml.safe_load(open_sealed(sealed, private))
     except ValueError as exc:
-        err().print(f"[red]error:[/red] cannot decrypt the kubeconfig: {exc}")
+        fail(f"cannot decrypt the kubeconfig: {exc}")
         raise typer.Exit(1) from None
     renamed = C.rename_context(plain, context)
     if file is not None:
@@ -574,7 +591,7 @@ def keygen(
     try:
         public = C.write_private_key(path)
     except CliError as exc:
-        err().print(f"error: {exc}", highlight=False)
+        fail(str(exc))
         raise typer.Exit(1) from None
     sys.stdout.write(public)
 
@@ -590,7 +607,7 @@ def decrypt(
     try:
         plaintext = open_sealed(sys.stdin.read().strip(), path.read_bytes())
     except (ValueError, OSError) as exc:
-        err().print(f"error: cannot decrypt: {exc or type(exc).__name__}", highlight=False)
+        fail(f"cannot decrypt: {exc or type(exc).__name__}")
         raise typer.Exit(1) from None
     sys.stdout.write(plaintext.decode())
 
