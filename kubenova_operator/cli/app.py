@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -624,3 +626,37 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         return 130
     return code if isinstance(code, int) else 0
+
+
+COMPLETE_VAR = "_KUBECTL_KUBENOVA_COMPLETE"
+NO_FILE_COMPLETION = 4  # cobra.ShellCompDirectiveNoFileComp
+
+
+def kubectl_complete(argv: list[str] | None = None) -> int:
+    """`kubectl_complete-kubenova ARGS... INCOMPLETE`: completions for `kubectl kubenova`
+    inside kubectl's own shell completion (kubectl >= 1.26 runs this executable and
+    reads one completion per line, then `:<cobra directive>`). The completions are
+    Typer's, asked for as bash would."""
+    words = list(sys.argv[1:] if argv is None else argv) or [""]
+    env = {
+        COMPLETE_VAR: "complete_bash",
+        "COMP_WORDS": shlex.join(["kubectl-kubenova", *words]),
+        "COMP_CWORD": str(len(words)),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    buffer = io.StringIO()
+    try:
+        os.environ.update(env)
+        with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
+            main([])  # Typer answers the completion request and exits
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    completions = [line for line in buffer.getvalue().splitlines() if line]
+    for line in completions:
+        print(line)
+    print(f":{NO_FILE_COMPLETION if completions else 0}")
+    return 0

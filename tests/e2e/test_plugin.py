@@ -199,17 +199,25 @@ def test_kubectl_finds_the_plugin(cluster: Cluster, owner_kubeconfig: Path) -> N
     """`kubectl kubenova` runs the console script installed with the package."""
     bindir = Path(sys.executable).parent
     assert (bindir / "kubectl-kubenova").exists()
-    result = subprocess.run(
-        [*cluster.kubectl_binary, "kubenova", "usage"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={
-            **os.environ,
-            "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
-            "KUBECONFIG": str(owner_kubeconfig),
-        },
-    )
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "KUBECONFIG": str(owner_kubeconfig),
+    }
+
+    def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cluster.kubectl_binary, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=env,
+        )
+
+    result = kubectl("kubenova", "usage")
     assert result.returncode == 0, result.stderr
     assert MINE in result.stdout and OTHER not in result.stdout
+    # kubectl's own shell completion asks kubectl_complete-kubenova (kubectl >= 1.26).
+    completed = kubectl("__complete", "kubenova", "kubeconfig", MINE, "--role", "")
+    assert completed.stdout.split() == ["owner", "readonly", "developer", ":4"], completed

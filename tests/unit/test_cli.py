@@ -13,7 +13,12 @@ from rich.console import Console
 from kubenova_operator.cli import credentials as C
 from kubenova_operator.cli import doctor as D
 from kubenova_operator.cli import render as R
-from kubenova_operator.cli.app import application_since, log_prefix, tenants_in_rules
+from kubenova_operator.cli.app import (
+    application_since,
+    kubectl_complete,
+    log_prefix,
+    tenants_in_rules,
+)
 from kubenova_operator.cli.kube import CliError, Denied, Permission
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -170,6 +175,16 @@ def test_apps_table_and_since() -> None:
     out = text(R.apps_table(rows, NOW))
     assert "a-v1" in out and "healthy" in out and "30m" in out
     assert "unhealthy" in out and "step deploy failed" in out
+
+
+def test_kubectl_completion(capsys: pytest.CaptureFixture[str]) -> None:
+    """kubectl's plugin completion protocol: one completion a line, then a directive."""
+    assert kubectl_complete(["kubeconfig", "acme", "--role", ""]) == 0
+    assert capsys.readouterr().out == "owner\nreadonly\ndeveloper\n:4\n"
+    kubectl_complete(["ten"])
+    assert capsys.readouterr().out == "tenants\ntenant\n:4\n"
+    kubectl_complete(["keygen", "--private-key", ""])  # a path: the shell's files
+    assert capsys.readouterr().out == ":0\n"
 
 
 def test_log_prefix() -> None:
