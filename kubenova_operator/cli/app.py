@@ -22,7 +22,6 @@ from typing import Annotated, Any, TypeVar
 import click
 import typer
 import yaml
-from kubernetes_asyncio.client.exceptions import ApiException
 from rich.console import Console
 from rich.text import Text
 
@@ -32,7 +31,6 @@ from ..credentials.sealing import open_sealed
 from ..integrations.kubevela import summarize
 from ..resources.labels import TENANT as TENANT_LABEL
 from . import credentials as C
-from . import doctor as D
 from . import render as R
 from .kube import (
     GROUP,
@@ -42,6 +40,7 @@ from .kube import (
     CliError,
     Denied,
     Kube,
+    api_exception,
     api_message,
     guarded,
     kubeconfig_path,
@@ -116,7 +115,7 @@ def run(ctx: typer.Context, work: Callable[[Kube], Awaitable[T]]) -> T:
     except CliError as exc:
         fail(str(exc))
         raise typer.Exit(1) from None
-    except ApiException as exc:
+    except api_exception() as exc:
         fail(f"{exc.status} {api_message(exc)}")
         raise typer.Exit(1) from None
 
@@ -161,7 +160,7 @@ async def visible_tenants(kube: Kube) -> list[dict[str, Any]]:
     except Denied as denied:
         found = []
         for name in await candidate_tenants(kube):
-            with contextlib.suppress(Denied, ApiException):
+            with contextlib.suppress(Denied, api_exception()):
                 found.append(await kube.get_tenant(name))
         if not found:
             raise denied from None
@@ -173,7 +172,7 @@ async def _optional(call: Awaitable[T], notes: list[str], what: str) -> T | None
         return await call
     except Denied as denied:
         notes.append(f"{what}: {denied.permission.describe()} is not allowed")
-    except ApiException as exc:
+    except api_exception() as exc:
         notes.append(f"{what}: {exc.status} {exc.reason}")
     return None
 
@@ -245,7 +244,7 @@ def usage(
         except Denied as denied:
             found = []
             for candidate in await candidate_tenants(kube):
-                with contextlib.suppress(Denied, ApiException):
+                with contextlib.suppress(Denied, api_exception()):
                     found.append(await kube.tenant_usage(candidate))
             if not found:
                 raise denied from None
@@ -313,7 +312,7 @@ async def list_applications(kube: Kube, namespaces: list[str]) -> list[dict[str,
     for ns in namespaces:
         try:
             apps.extend(await kube.list_namespaced("applications", ns, VELA_GROUP, VELA_VERSION))
-        except ApiException as exc:
+        except api_exception() as exc:
             if exc.status == 404:
                 raise CliError(
                     "KubeVela is not installed: the cluster does not serve "
@@ -356,7 +355,7 @@ async def _published_selector(kube: Kube, namespace: str, app_name: str) -> str 
     """The pod selector VelaSync publishes for the app (status.applications[]
     .podSelector), when the caller may read the namespace and the VelaSyncs (owners,
     viewers); app users get the same selector computed by the same function."""
-    with contextlib.suppress(Denied, ApiException):
+    with contextlib.suppress(Denied, api_exception()):
         ns = await guarded(kube.core.read_namespace(namespace), P("get", "namespaces"))
         tenant_name = (ns.metadata.labels or {}).get(TENANT_LABEL)
         if not tenant_name:
@@ -429,13 +428,13 @@ async def _stream(
             kube.core.read_namespaced_pod_log(pod, ns, _preload_content=False, **kwargs),
             P("get", "pods/log", namespace=ns, name=pod),
         )
-    except ApiException as exc:
+    except api_exception() as exc:
         err().print(f"{prefix}cannot read logs: {api_message(exc)}", markup=False, highlight=False)
         return False
     if response.status >= 400:  # unread (_preload_content=False): not raised
         body = await response.read()
         response.release()
-        failed = ApiException(status=response.status, reason=response.reason)
+        failed = api_exception()(status=response.status, reason=response.reason)
         failed.body = body
         if response.status == 403:
             raise Denied(P("get", "pods/log", namespace=ns, name=pod), api_message(failed))
@@ -503,7 +502,7 @@ def kubeconfig(  # noqa: PLR0915, PLR0917 - a command: its options are its param
                 ),
                 kcr,
             )
-        except ApiException as exc:
+        except api_exception() as exc:
             if exc.status != 404:
                 raise
             existing = None
@@ -569,6 +568,8 @@ def doctor(
 ) -> None:
     """Check the install: CRDs, operator ready and leader, the APIService, Capsule,
     KubeVela, capsule-proxy, versions; and say what to fix."""
+
+    from . import doctor as D  # the client library: imported when used
 
     async def work(kube: Kube) -> list[dict[str, Any]]:
         return await D.gather(kube, namespace)

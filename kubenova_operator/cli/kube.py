@@ -9,11 +9,14 @@ import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
+
+if TYPE_CHECKING:  # imported when used: the client library takes a while to import,
+    # and --help and shell completion need none of it
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio.client.exceptions import ApiException
 
 T = TypeVar("T")
 GROUP, VERSION = "kubenova.io", "v1alpha1"
@@ -68,6 +71,13 @@ class Denied(CliError):
         )
 
 
+def api_exception() -> type[ApiException]:
+    """The client library's ApiException (imported on first use)."""
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    return ApiException
+
+
 def api_message(exc: ApiException) -> str:
     body = exc.body.decode() if isinstance(exc.body, bytes) else str(exc.body or "")
     try:
@@ -80,7 +90,7 @@ async def guarded(call: Awaitable[T], permission: Permission) -> T:
     """Await an API call; a 403 becomes Denied naming `permission`."""
     try:
         return await call
-    except ApiException as exc:
+    except api_exception() as exc:
         if exc.status == 403:
             raise Denied(permission, api_message(exc)) from None
         raise
@@ -116,6 +126,8 @@ class Kube:
     """An API client for the caller's kubeconfig, with the calls the plugin makes."""
 
     def __init__(self, api: client.ApiClient, namespace: str | None) -> None:
+        from kubernetes_asyncio import client
+
         self.api = api
         self.namespace = namespace
         self.custom = client.CustomObjectsApi(api)
@@ -123,6 +135,8 @@ class Kube:
 
     @classmethod
     async def connect(cls, kubeconfig: str | None, context: str | None) -> Kube:
+        from kubernetes_asyncio import client, config
+
         path = kubeconfig_path(kubeconfig)
         if not path.exists():
             raise CliError(f"no kubeconfig at {path} (set KUBECONFIG or pass --kubeconfig)")
@@ -210,6 +224,8 @@ class Kube:
     async def rules(self, namespace: str) -> list[dict[str, Any]]:
         """The caller's resource rules in `namespace` (cluster-wide grants included):
         a SelfSubjectRulesReview, which every authenticated user may create."""
+        from kubernetes_asyncio import client
+
         review = await client.AuthorizationV1Api(self.api).create_self_subject_rules_review(
             client.V1SelfSubjectRulesReview(
                 spec=client.V1SelfSubjectRulesReviewSpec(namespace=namespace)
