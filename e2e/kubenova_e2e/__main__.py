@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -146,6 +148,26 @@ def show_results(kc: Path) -> None:
     )
 
 
+def show_plugin(kc: Path) -> None:
+    """The `kubectl kubenova` plugin (the package's console script `kubectl-kubenova`),
+    found by kubectl on the PATH like any plugin, with the admin's kubeconfig."""
+    say("the kubectl kubenova plugin")
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kc),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    for args in (["tenants"], ["usage"], ["apps", "--tenant", "acme", "-p", "shop"]):
+        print(f"$ kubectl kubenova {' '.join(args)}", flush=True)
+        subprocess.run(
+            [str(controlplane_binary()), "kubectl", "kubenova", *args],
+            env=env,
+            check=False,
+            timeout=120,
+        )
+        print(flush=True)
+
+
 def demo(keep_running: bool) -> int:
     binary = controlplane_binary()
     say("starting a local control plane (etcd, kube-apiserver, controller-manager, scheduler)")
@@ -167,6 +189,7 @@ def demo(keep_running: bool) -> int:
         apply_examples(plane.kubeconfig)
         deploy_application(plane.kubeconfig, logdir, peers)
         show_results(plane.kubeconfig)
+        show_plugin(plane.kubeconfig)
         if not keep_running:
             return 0
         say("Kubenova is running. In another shell:")
@@ -174,6 +197,8 @@ def demo(keep_running: bool) -> int:
             f"  export KUBECONFIG={plane.kubeconfig}\n"
             f"  alias kubectl='{binary} kubectl'\n"
             "  kubectl get kubenova -A            # everything Kubenova\n"
+            f"  export PATH={Path(sys.executable).parent}:$PATH   # kubectl kubenova ...\n"
+            "  kubectl kubenova tenants           # the plugin: trees, usage, apps\n"
             "  kubectl delete rolebinding kubenova:readonly -n acme-apps   # healed in ~1s\n"
             f"  tail -f {operator.log}\n"
             "Ctrl-C stops the operator and the control plane.",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .build import KWOK_MODULE, VELA_MODULE, kwok_binary, module_dir, vela_core_binary
 from .controlplane import ControlPlaneError, apply_manifest, free_port, kubectl, stop_process
+from .pki import CA, write_pair
 
 KUBEVELA_MODULE = "github.com/oam-dev/kubevela"
 KWOK_GO_MODULE = "sigs.k8s.io/kwok"
@@ -157,10 +158,35 @@ class Kwok(Peer):
     def __init__(self, kubeconfig: Path, workdir: Path) -> None:
         super().__init__(workdir)
         self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        # kwok's kubelet API (container logs), which the API server reaches at the fake
+        # node's address (127.0.0.1) and kubelet port.
+        self.kubelet_port = free_port()
+
+    def _logs_config(self) -> Path:
+        """A ClusterLogs config: every container's log (`kubectl logs`, through the
+        API server to kwok's kubelet API) is one file, in the CRI log format."""
+        logs = self.workdir / "kwok-container.log"
+        logs.write_text(
+            "2026-01-01T00:00:00.000000000Z stdout F started on kwok's fake node\n"
+            "2026-01-01T00:00:01.000000000Z stdout F serving\n"
+        )
+        config = self.workdir / "kwok-logs.yaml"
+        config.write_text(
+            "apiVersion: kwok.x-k8s.io/v1alpha1\n"
+            "kind: ClusterLogs\n"
+            "metadata: {name: all-pods}\n"
+            f"spec: {{logs: [{{logsFile: {str(logs)!r}}}]}}\n"
+        )
+        return config
 
     def start(self, timeout: float = 60.0) -> None:
         stages = module_dir(KWOK_MODULE, KWOK_GO_MODULE)
         configs = [f"--config={stages / path}" for path in KWOK_STAGES]
+        configs.append(f"--config={self._logs_config()}")
+        ca = CA.create("kwok-kubelet")
+        cert, key = ca.issue(FAKE_NODE, hosts=("127.0.0.1", "localhost"), server=True)
+        cert_file, key_file = write_pair(self.workdir, "kwok-kubelet", cert, key)
         self._spawn(
             [
                 str(kwok_binary()),
@@ -168,6 +194,10 @@ class Kwok(Peer):
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--node-ip=10.0.0.1",
                 "--cidr=10.0.0.0/16",
+                f"--server-address=127.0.0.1:{self.kubelet_port}",
+                f"--node-port={self.kubelet_port}",
+                f"--tls-cert-file={cert_file}",
+                f"--tls-private-key-file={key_file}",
                 *configs,
             ],
             {},
@@ -205,6 +235,10 @@ metadata:
     kubernetes.io/arch: amd64
     type: kwok
 status:
+  # The API server reaches the node's kubelet API (kwok's) by its first address.
+  addresses:
+    - {{type: Hostname, address: "127.0.0.1"}}
+    - {{type: InternalIP, address: "127.0.0.1"}}
   allocatable: {{cpu: "32", memory: 64Gi, pods: "110"}}
   capacity: {{cpu: "32", memory: 64Gi, pods: "110"}}
 """

@@ -20,6 +20,9 @@ from typing import Any, TypeVar
 import yaml
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
+from typer.testing import CliRunner, Result
+
+from kubenova_operator.cli import app as cli_app
 
 GROUP, VERSION = "kubenova.io", "v1alpha1"
 T = TypeVar("T")
@@ -292,6 +295,36 @@ def ready_at_generation(obj: dict[str, Any]) -> bool:
         and cond.get("observedGeneration") == obj["metadata"]["generation"]
         and obj.get("status", {}).get("observedGeneration") == obj["metadata"]["generation"]
     )
+
+
+def token_kubeconfig(cluster: Cluster, token: str, namespace: str, path: Path) -> Path:
+    """A kubeconfig file holding nothing but a bearer token (a tenant's seat)."""
+    user = {"name": "me", "user": {"token": token}}
+    server = {"server": cluster.server(), "certificate-authority": str(cluster.ca_file())}
+    context = {"cluster": "e2e", "user": "me", "namespace": namespace}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "e2e", "cluster": server}],
+                "users": [user],
+                "contexts": [{"name": "me", "context": context}],
+                "current-context": "me",
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+def plugin(kubeconfig: Path, *args: str, home: Path | None = None) -> Result:
+    """`kubectl kubenova ARGS` in-process (Typer's CliRunner) with that kubeconfig;
+    `home` is XDG_CONFIG_HOME, where it keeps its key."""
+    env = {"KUBECONFIG": str(kubeconfig), "COLUMNS": "200"}
+    if home is not None:
+        env["XDG_CONFIG_HOME"] = str(home)
+    return CliRunner().invoke(cli_app, list(args), env=env)
 
 
 def env_flag(name: str) -> bool:

@@ -32,4 +32,10 @@ def test_readme_run_command_builds_the_examples() -> None:
     ) in out
     shop_row = next(line for line in out.splitlines() if line.startswith("acme-owner   shop "))
     assert shop_row.split()[3:6] == ["True", "1", "1"], shop_row
+    # The kubectl kubenova plugin, found by kubectl on the PATH.
+    plugin = out[out.index("$ kubectl kubenova tenants") :]
+    assert "tenant acme (ACME web team)  Ready" in plugin
+    assert "env dev namespace acme-shop-dev" in plugin
+    assert "app storefront  running  rev storefront-v1  healthy" in plugin
+    assert "$ kubectl kubenova usage" in plugin and "requests.cpu" in plugin
     assert "==> stopping" in out

@@ -29,7 +29,9 @@ from .harness import (
     merge_patch,
     metric_value,
     must_condition,
+    plugin,
     ready_at_generation,
+    token_kubeconfig,
     watch_until,
 )
 
@@ -467,3 +469,55 @@ async def test_default_workflow_promotes_after_approval(
     assert dev.returncode == 0, dev.stderr
     prod = cluster.kubectl("get", "deployment", "promoted", "-n", STORE_PROD, check=False)
     assert prod.returncode != 0, "deployed to prod before the approval"
+
+
+@pytest.mark.usefixtures("vela_core")
+def test_plugin_shows_apps_from_tenant_seats(cluster: Cluster, tmp_path: Path) -> None:
+    """`kubectl kubenova apps` / `tenant` with real Applications (the lifecycle test's
+    shop, at its third revision), from the app user's and the owner's tokens."""
+    dev = token_kubeconfig(cluster, deployer_token(cluster, STORE), STORE_DEV, tmp_path / "dev")
+    listed = plugin(dev, "apps", "-o", "json")
+    assert listed.exit_code == 0, listed.output
+    apps = {(a["namespace"], a["name"]): a for a in json.loads(listed.output)}
+    shop = apps[(STORE_DEV, "shop")]
+    assert shop["phase"] == "running" and shop["healthy"], shop
+    assert shop["revision"] == "shop-v3" and shop["podSelector"] == "app.oam.dev/name=shop"
+    assert shop["since"]
+    table = plugin(dev, "apps")
+    assert "shop-v3" in table.output and "running" in table.output, table.output
+    # Another project's namespace: the app user may not list there, and is told what.
+    other = plugin(dev, "apps", "-n", f"{TENANT}-web")
+    assert other.exit_code == 1
+    assert (
+        f"missing permission to list applications.core.oam.dev in namespace {TENANT}-web"
+        in other.output
+    ), other.output
+
+    owner_token = cluster.create_token("kubenova-owner", OWNER_NS)
+    owner = token_kubeconfig(cluster, owner_token, OWNER_NS, tmp_path / "owner")
+    store = plugin(owner, "apps", "-p", STORE, "-o", "json")
+    assert store.exit_code == 0, store.output
+    in_store = {(a["namespace"], a["name"]) for a in json.loads(store.output)}
+    assert (STORE_DEV, "shop") in in_store
+    assert {ns for ns, _ in in_store} <= {STORE_DEV, STORE_PROD}
+    everything = plugin(owner, "apps", "-o", "json")
+    assert (f"{TENANT}-web", "shop") in {
+        (a["namespace"], a["name"]) for a in json.loads(everything.output)
+    }
+    tree = plugin(owner, "tenant", TENANT)
+    assert tree.exit_code == 0, tree.output
+    assert f"env dev namespace {STORE_DEV}" in tree.output
+    assert "app shop  running  rev shop-v3  healthy" in tree.output, tree.output
+
+    # logs: the app's pods, found by the selector VelaSync publishes; kwok's kubelet
+    # API serves every container the same two lines (e2e/kubenova_e2e/kubevela.py).
+    pods = cluster.kubectl(
+        "get", "pods", "-n", STORE_DEV, "-l", shop["podSelector"], "-o", "name"
+    ).stdout.split()
+    assert pods
+    logs = plugin(owner, "logs", "shop", "-n", STORE_DEV, "--no-follow")
+    assert logs.exit_code == 0, logs.output
+    for pod in pods:
+        assert f"[{pod.removeprefix('pod/')}] serving" in logs.output, logs.output
+    # The app user may read its pods' logs too (kubenova:app-user has pods/log).
+    assert plugin(dev, "logs", "shop", "--no-follow", "--tail", "1").exit_code == 0
