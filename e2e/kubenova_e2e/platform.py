@@ -105,7 +105,15 @@ def route_shim_to_localhost(
 ) -> None:
     """The APIService's Service, for an operator running on this machine: Endpoints
     refuse loopback addresses, but an ExternalName Service to localhost, with the
-    APIService port set to the shim's, is routed by the aggregator (kwokctl's method)."""
+    APIService port set to the shim's, is routed by the aggregator (kwokctl's method).
+    The installed Service (a ClusterIP one, from manifests/ or the Helm chart, perhaps
+    another field manager's) is replaced, not merged into."""
+    current = kubectl(
+        "get", "service", "kubenova-api", "-n", namespace, "-o", "jsonpath={.spec.type}",
+        kubeconfig=kubeconfig, check=False,
+    )  # fmt: skip
+    if current.returncode == 0 and current.stdout != "ExternalName":
+        kubectl("delete", "service", "kubenova-api", "-n", namespace, kubeconfig=kubeconfig)
     service = f"""apiVersion: v1
 kind: Service
 metadata:
