@@ -4,8 +4,8 @@ demo   build and start the control plane, install Kubenova, start the operator,
        apply examples/, start KubeVela and deploy an Application, show what it
        built, and keep running until Ctrl-C
 up     only the control plane (for developing against it)
-build  only build the binaries (control plane, vela-core, kwok, kstatus) and, where
-       podman is installed, the operator image (e2e/kubenova_e2e/image.py)
+build  only build the binaries (control plane, vela-core, kwok, kstatus, helm) and,
+       where podman is installed, the operator image (e2e/kubenova_e2e/image.py)
 image  only the operator image, with podman (`make image`)
 """
 
@@ -28,6 +28,7 @@ from .build import (
     REPO,
     cache_dir,
     controlplane_binary,
+    helm_binary,
     kstatus_binary,
     kwok_binary,
     vela_core_binary,
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser(
         "build",
-        help="only build the binaries (the control plane, vela-core, kwok, kstatus) "
+        help="only build the binaries (the control plane, vela-core, kwok, kstatus, helm) "
         "and the operator image (with podman, where installed)",
     )
     sub.add_parser("image", help="only the operator image, with podman")
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         image.build_step()
         return 0
-    for built in (controlplane_binary, vela_core_binary, kwok_binary, kstatus_binary):
+    for built in (controlplane_binary, vela_core_binary, kwok_binary, kstatus_binary, helm_binary):
         print(built())
     image.build_step()
     return 0

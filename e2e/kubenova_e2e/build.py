@@ -24,6 +24,7 @@ CONTROLPLANE_MODULE = REPO / "e2e" / "controlplane"
 VELA_MODULE = REPO / "e2e" / "vela"
 KWOK_MODULE = REPO / "e2e" / "kwok"
 KSTATUS_MODULE = REPO / "e2e" / "kstatus"
+HELM_MODULE = REPO / "e2e" / "helm"
 # The module proxy serves KubeVela v1.10.1 and the forks its replace block names, but
 # the checksum database has no record of them; go.sum pins their hashes instead.
 NO_SUMDB = (
@@ -72,13 +73,20 @@ def _version_ldflags(module_dir: Path) -> list[str]:
     return flags
 
 
-def ensure_binary(module_dir: Path, name: str) -> Path:
-    """The path of `name` built from `module_dir`, building it first if needed.
+def ensure_binary(
+    module_dir: Path, name: str, package: str = ".", ldflags: tuple[str, ...] = ()
+) -> Path:
+    """The path of `name` built from `module_dir` (its main package, or `package`: a
+    command of a module it requires, linked with `ldflags` too), building it first if
+    needed.
 
     A file lock serialises builds across processes (two pytest workers, a test run and
     `make run`): the second waits and then finds the first one's binary.
     """
-    bin_dir = cache_dir() / "bin" / f"{name}-{source_key(module_dir)}"
+    key = source_key(module_dir)
+    if ldflags:
+        key += "-" + hashlib.sha256("\n".join(ldflags).encode()).hexdigest()[:8]
+    bin_dir = cache_dir() / "bin" / f"{name}-{key}"
     binary = bin_dir / name
     if os.access(binary, os.X_OK):
         return binary
@@ -87,7 +95,7 @@ def ensure_binary(module_dir: Path, name: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it
         if os.access(binary, os.X_OK):
             return binary
-        _build(module_dir, name, binary)
+        _build(module_dir, name, binary, package, ldflags)
     return binary
 
 
@@ -135,7 +143,9 @@ class _Progress:
         print(f"\r\033[K{message}" if self.tty else message, file=sys.stderr, flush=True)
 
 
-def _build(module_dir: Path, name: str, binary: Path) -> None:
+def _build(
+    module_dir: Path, name: str, binary: Path, package: str = ".", ldflags: tuple[str, ...] = ()
+) -> None:
     if shutil.which("go") is None:
         raise BuildError(f"building {name} needs Go (1.26 or newer) on PATH")
     env = {
@@ -147,8 +157,8 @@ def _build(module_dir: Path, name: str, binary: Path) -> None:
     }
     tmp = binary.with_name(f".{name}.partial")
     log_path = binary.parent / "build.log"
-    ldflags = " ".join(["-s", "-w", *_version_ldflags(module_dir)])
-    cmd = ["go", "build", "-trimpath", f"-ldflags={ldflags}", "-v", "-o", str(tmp), "."]
+    flags = " ".join(["-s", "-w", *_version_ldflags(module_dir), *ldflags])
+    cmd = ["go", "build", "-trimpath", f"-ldflags={flags}", "-v", "-o", str(tmp), package]
     print(
         f"building {name} from {_shown(module_dir)} (first time on this "
         f"machine: a few minutes; log {log_path})",
@@ -214,6 +224,28 @@ def kstatus_binary() -> Path:
     """kstatus (sigs.k8s.io/cli-utils/pkg/kstatus/status): the health rules Flux
     applies, as a filter from JSON objects to verdicts (see kubenova_e2e.kstatus)."""
     return ensure_binary(KSTATUS_MODULE, "kstatus")
+
+
+def _pinned(module: Path, path: str) -> str:
+    """The version `module`'s go.mod requires of `path` (without the v)."""
+    match = re.search(rf"^\s*{re.escape(path)} v(\S+)", (module / "go.mod").read_text(), re.M)
+    if not match:
+        raise BuildError(f"{_shown(module)}/go.mod does not require {path}")
+    return match.group(1)
+
+
+def helm_binary() -> Path:
+    """helm (helm.sh/helm/v3 cmd/helm), for the chart's tests; stamped as Helm's own
+    release build does, with its version and the Kubernetes version of its client
+    libraries (`helm template`'s default .Capabilities.KubeVersion, else v1.20)."""
+    major, minor, _ = _pinned(HELM_MODULE, "k8s.io/client-go").split(".", 2)
+    kube = (str(int(major) + 1), minor)  # client-go v0.37 is Kubernetes 1.37
+    flags = [
+        f"-X helm.sh/helm/v3/internal/version.version=v{_pinned(HELM_MODULE, 'helm.sh/helm/v3')}"
+    ]
+    for pkg in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+        flags += [f"-X {pkg}.k8sVersionMajor={kube[0]}", f"-X {pkg}.k8sVersionMinor={kube[1]}"]
+    return ensure_binary(HELM_MODULE, "helm", "helm.sh/helm/v3/cmd/helm", tuple(flags))
 
 
 def module_dir(pinned_by: Path, path: str) -> Path:

@@ -8,9 +8,9 @@ the API server's own (ResourceQuota and LimitRange validation), the same inputs 
 also written as that object, dry-run, and the verdicts compared.
 
 Tenants are written by the admin, or by an impersonated system owner where the
-identity matters (the admission policies exempt the identity the local operator runs
-as, which is the admin's); Projects and KubeConfigRequests by the tenant owner, with a
-token of the tenant's kubenova-owner ServiceAccount.
+identity matters (the admission policies exempt the operator's ServiceAccount, the
+identity the local operator runs as); Projects and KubeConfigRequests by the tenant
+owner, with a token of the tenant's kubenova-owner ServiceAccount.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from kubenova_e2e.pki import CA
-from kubenova_e2e.platform import OperatorProcess
+from kubenova_e2e.platform import OPERATOR_USERNAME, OperatorProcess
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -827,11 +827,17 @@ async def test_objects_at_the_metadata_bound_are_handled_and_deletable(
 
 
 async def test_objects_over_the_bound_from_before_the_policy_may_shrink(
-    api: client.ApiClient, platform_api: client.ApiClient
+    cluster: Cluster, platform_api: client.ApiClient
 ) -> None:
     """An object that already holds more (written before the policy, here by the
-    exempt identity) cannot grow, but can shrink and lose its finalizers."""
-    await create_tenant(api, "legacy", {}, dry_run=False, annotations={"a": "x" * 100000})
+    exempt identity: the operator's username, impersonated with system:masters since
+    its ClusterRole does not create Tenants) cannot grow, but can shrink and lose its
+    finalizers."""
+    exempt = await impersonating_client(cluster.kubeconfig, OPERATOR_USERNAME, "system:masters")
+    try:
+        await create_tenant(exempt, "legacy", {}, dry_run=False, annotations={"a": "x" * 100000})
+    finally:
+        await exempt.close()
     custom = client.CustomObjectsApi(platform_api)
 
     def patch(body: dict[str, Any]) -> Any:
