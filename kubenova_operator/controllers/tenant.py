@@ -254,7 +254,11 @@ async def reconcile_tenant(context: Context, name: str, triggers: frozenset[str]
     if _deleting(body):
         return await _delete_tenant(context, name, body, project_bodies)
     await ensure_finalizer(context, body)
-    return await _build(context, name, body, project_bodies, triggers)
+    requeue = await _build(context, name, body, project_bodies, triggers)
+    if context.stores.children.get(("CapsuleSync", "", name)) is not None:
+        # Its Capsule Tenant follows the tenant's spec and namespaces.
+        context.capsule_queue.submit(name, "tenant")
+    return requeue
 
 
 async def _without_tenant(
