@@ -196,8 +196,13 @@ async def _heal(
         if exc.status == 409:
             raise
         raise CapsuleRefused(f"applying Capsule Tenant {tenant_name}: {_short(exc)}") from exc
+    created = tenant_name not in context.capsule.tenants
     context.capsule.tenants[tenant_name] = live
     context.capsule.applied[tenant_name] = desired
+    if created:
+        # Capsule refuses a namespace labelled for a Capsule Tenant that does not exist
+        # yet: the tenant's pass that met that refusal runs again now.
+        context.queue.submit(tenant_name, "capsule")
     return live, drifted
 
 

@@ -65,7 +65,7 @@ from .teardown import teardown_project, teardown_tenant
 logger = logging.getLogger(__name__)
 
 # Passes for these reasons expect differences: they are changes, not drift.
-CHANGE_TRIGGERS = frozenset({"spec", "kubevela", "project-deleted"})
+CHANGE_TRIGGERS = frozenset({"spec", "kubevela", "project-deleted", "capsule"})
 # How soon to look again while a namespace is still being deleted.
 TERMINATING_RECHECK_SECONDS = 5.0
 
