@@ -38,7 +38,9 @@ from .harness import (
     VERSION,
     Cluster,
     api_client,
+    condition,
     eventually,
+    merge_patch,
     must_condition,
     project_body,
     ready_at_generation,
@@ -400,14 +402,43 @@ async def test_hand_edits_and_deletion_are_healed_in_place(
     assert _uids(capsule_cluster, alpha_all) == uids
 
 
-async def test_a_capsule_restart_keeps_tenants_reconciled(
+async def test_capsule_down_is_reported_and_a_restart_keeps_tenants_reconciled(
     capsule_cluster: Cluster, operator: OperatorProcess, api: client.ApiClient, capsule: Capsule
 ) -> None:
     alpha_all = sorted([*OWN["alpha"], "alpha-web"])
     uids = _uids(capsule_cluster, alpha_all)
+    capsule.stop()
+    # A change that needs a write to the Capsule Tenant while Capsule's webhooks
+    # (failurePolicy Fail) cannot answer: reported with the API server's message.
+    await merge_patch(api, "tenants", "alpha", {"spec": {"budget": {"maxNamespaces": 6}}})
+
+    def refused(obj: dict[str, Any]) -> bool:
+        stalled = condition(obj, "Stalled")
+        return bool(stalled and stalled["reason"] == "CapsuleRefused")
+
+    sync = await watch_until(api, "capsulesyncs", "alpha", refused, deadline=60)
+    message = must_condition(sync, "Stalled")["message"]
+    assert "webhook" in message, message
+    refusals = capsule_cluster.kubectl(
+        "get",
+        "events",
+        "-A",
+        "--field-selector",
+        "reason=CapsuleRefused,involvedObject.name=alpha",
+        "-o",
+        "jsonpath={range .items[*]}{.count}{'\\n'}{end}",
+    ).stdout.split()
+    assert refusals, "no CapsuleRefused Event"
+
     started = time.monotonic()
-    capsule.restart()
+    capsule.start()
     restarted = time.monotonic() - started
+
+    async def quota_six() -> bool:
+        spec = (await _capsule_tenant(api, "alpha"))["spec"]
+        return bool(spec["namespaceOptions"]["quota"] == 6)
+
+    await eventually(quota_six, deadline=60, what="the quota written once Capsule is back")
     # Both starts logged the tenants controller's workers starting (the #2102 start-up
     # starvation never triggers: Kubenova's Capsule Tenants hold no ResourceQuotas).
     starts = [
@@ -425,4 +456,4 @@ async def test_a_capsule_restart_keeps_tenants_reconciled(
     await watch_until(api, "capsulesyncs", "alpha", _synced([*alpha_all, "alpha-api"]), deadline=60)
     await watch_until(api, "capsulesyncs", "beta", _synced(OWN["beta"]), deadline=60)
     assert _uids(capsule_cluster, alpha_all) == uids
-    print(f"Capsule restarted (ready) in {restarted:.1f}s")
+    print(f"Capsule restarted (ready) in {restarted:.1f}s; CapsuleRefused Events: {refusals}")
