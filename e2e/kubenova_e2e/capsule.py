@@ -301,7 +301,6 @@ class Capsule(Peer):
                 f"--metrics-addr=127.0.0.1:{free_port()}",
                 "--enable-leader-election=false",
                 f"--configuration-name={CONFIGURATION}",
-                "--zap-log-level=info",
             ],
             {
                 "KUBECONFIG": str(self.kubeconfig),
@@ -459,7 +458,6 @@ class CapsuleProxy(Peer):
                 "--enable-reflector=true",
                 f"--metrics-addr=127.0.0.1:{free_port()}",
                 f"--webhook-port={free_port()}",
-                "--zap-log-level=info",
             ],
             {"KUBECONFIG": str(own), "NAMESPACE": CAPSULE_NAMESPACE},
         )
