@@ -312,6 +312,12 @@ class Capsule(Peer):
         insecure = ssl.create_default_context(cadata=self.ca.cert_pem.decode())
         _wait_http(self, f"https://127.0.0.1:{self.webhook_port}/healthz", timeout, insecure)
 
+    def ensure_running(self) -> None:
+        """Installed and started, whatever ran before."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.install()
+            self.start()
+
     def restart(self) -> None:
         self.stop()
         self.restarts += 1

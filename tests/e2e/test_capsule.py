@@ -152,6 +152,7 @@ def _proxy_running(proxy: CapsuleProxy, binary: Path) -> Iterator[CapsuleProxy]:
 def running_proxy(
     capsule: Capsule, proxy: CapsuleProxy, proxy_binary: Path
 ) -> Iterator[CapsuleProxy]:
+    capsule.ensure_running()
     with _proxy_running(proxy, proxy_binary) as running:
         yield running
 
