@@ -24,6 +24,7 @@ retry policy, never a hot loop.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -61,6 +62,7 @@ CAPSULESYNCS = "capsulesyncs.v1alpha1.kubenova.io"
 WATCH_TRIGGERS = frozenset({"capsule-tenant", "capsule-configuration", "tenant"})
 # A namespace touched for adoption is looked at again after this long.
 ADOPTION_RECHECK_SECONDS = 2.0
+ADOPTION_RETRY_SECONDS = 10.0
 ADOPTION_FIELD_MANAGER = "kubenova-capsule"
 
 
@@ -188,7 +190,7 @@ async def _heal(
     if drifted:
         message = f"Capsule Tenant {tenant_name}: {', '.join(drift)} changed by hand; healed"
         events.warning(body, "Drifted", message)
-        DRIFT_CORRECTIONS.labels("Tenant.capsule.clastix.io").inc()
+        DRIFT_CORRECTIONS.labels("Tenant.capsule.clastix.io", "healed").inc()
         logger.info(message)
     try:
         live = await context.kube.apply(desired)
@@ -220,7 +222,7 @@ def _sync_outcome(
         message = f"Capsule does not count {len(not_counted)} namespace(s) yet: " + ", ".join(
             not_counted[:10]
         )
-        return Outcome.reconciling("NamespacesNotAdopted", message), ADOPTION_RECHECK_SECONDS * 5
+        return Outcome.reconciling("NamespacesNotAdopted", message), ADOPTION_RETRY_SECONDS
     message = (
         f"Capsule Tenant {live['metadata']['name']} is Active with {len(counted)} namespace(s)"
     )
@@ -261,16 +263,23 @@ async def reconcile_capsulesync(
         corrections += drifted
         problem = await _ensure_user(context, tenant_name)
         counted = tenant_namespaces(live.get("status"))
-        # Each namespace is touched once; the status says what Capsule still does
-        # not count.
-        untouched = [
-            ns for ns in expected if ns not in counted and ns not in context.capsule.adopted
+        # A namespace Capsule does not count is touched again at most every
+        # ADOPTION_RETRY_SECONDS (Capsule may have been installed, its webhooks not yet
+        # registered, when it was touched); the status says what is still not counted.
+        at = time.monotonic()
+        due = [
+            ns
+            for ns in expected
+            if ns not in counted
+            and at - context.capsule.adopted.get(ns, -ADOPTION_RETRY_SECONDS)
+            >= ADOPTION_RETRY_SECONDS
         ]
-        if untouched:
-            await _adopt(context, tenant_name, untouched)
-            context.capsule.adopted.update(untouched)
+        if due:
+            await _adopt(context, tenant_name, due)
+            context.capsule.adopted.update(dict.fromkeys(due, at))
             requeue = ADOPTION_RECHECK_SECONDS
-        context.capsule.adopted.difference_update(counted)
+        for ns in counted:
+            context.capsule.adopted.pop(ns, None)
     except CapsuleRefused as exc:
         # Capsule said no, or its webhooks are down (failurePolicy Fail): reported with
         # its message, and retried by the queue with backoff.

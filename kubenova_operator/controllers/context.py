@@ -60,8 +60,8 @@ class CapsuleState:
     # The desired Capsule Tenant each was last written from: a difference from the
     # live one while this still holds is drift; a new desired state is a change.
     applied: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Namespaces run through Capsule's webhook for adoption (each once).
-    adopted: set[str] = field(default_factory=set)
+    # Namespaces run through Capsule's webhook for adoption, and when (monotonic).
+    adopted: dict[str, float] = field(default_factory=dict)
     # The CapsuleConfiguration, from its watch (None: read it when needed).
     configuration: dict[str, Any] | None = None
 
