@@ -151,14 +151,24 @@ def install_capsule_crds(kubeconfig: Path) -> None:
     crds = capsule_dir() / "charts" / "capsule" / "crds"
     for path in sorted(crds.glob("*.yaml")):
         kubectl("apply", "--server-side", "-f", str(path), kubeconfig=kubeconfig)
-    kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/tenants.capsule.clastix.io",
-        "crd/capsuleconfigurations.capsule.clastix.io",
-        kubeconfig=kubeconfig,
-    )
+    # `kubectl wait` fails outright on a CRD the API server has not given conditions
+    # yet (".status.conditions accessor error"): asked again until the deadline.
+    deadline = time.monotonic() + 60
+    while True:
+        result = kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/tenants.capsule.clastix.io",
+            "crd/capsuleconfigurations.capsule.clastix.io",
+            kubeconfig=kubeconfig,
+            check=False,
+        )
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise ControlPlaneError(f"Capsule's CRDs not established: {result.stderr}")
+        time.sleep(0.5)
 
 
 def install_proxy_crds(kubeconfig: Path) -> None:
