@@ -222,7 +222,7 @@ async def test_without_capsule_then_installed_syncs_without_a_restart(
         api,
         "capsulesyncs",
         "alpha",
-        lambda o: must_condition(o, "Available")["reason"] == "CapsuleNotInstalled",
+        lambda o: (condition(o, "Available") or {}).get("reason") == "CapsuleNotInstalled",
     )
     assert sync["status"]["available"] is False
     uids = _uids(capsule_cluster, OWN["alpha"])
