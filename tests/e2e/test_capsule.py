@@ -313,7 +313,7 @@ async def test_through_the_proxy_each_credential_sees_its_own_namespaces(
     await eventually(lambda: lists(readonly, alpha_all), deadline=30, what="readonly's")
 
     other = _kubectl_as(capsule_cluster, owner, tmp_path, "get", "ns", "beta-apps")
-    assert other.returncode != 0 and "not found" in other.stderr.lower(), other.stderr
+    assert other.returncode != 0 and "NotFound" in other.stderr, other.stderr
     write = _kubectl_as(
         capsule_cluster, readonly, tmp_path, "create", "configmap", "x", "-n", "alpha-apps"
     )
