@@ -420,16 +420,19 @@ async def test_capsule_down_is_reported_and_a_restart_keeps_tenants_reconciled(
     sync = await watch_until(api, "capsulesyncs", "alpha", refused, deadline=60)
     message = must_condition(sync, "Stalled")["message"]
     assert "webhook" in message, message
-    refusals = capsule_cluster.kubectl(
-        "get",
-        "events",
-        "-A",
-        "--field-selector",
-        "reason=CapsuleRefused,involvedObject.name=alpha",
-        "-o",
-        "jsonpath={range .items[*]}{.count}{'\\n'}{end}",
-    ).stdout.split()
-    assert refusals, "no CapsuleRefused Event"
+
+    async def refusal_events() -> list[str]:
+        return capsule_cluster.kubectl(
+            "get",
+            "events",
+            "-A",
+            "--field-selector",
+            "reason=CapsuleRefused,involvedObject.name=alpha",
+            "-o",
+            "jsonpath={range .items[*]}{.count}{'\\n'}{end}",
+        ).stdout.split()
+
+    refusals = await eventually(refusal_events, deadline=30, what="a CapsuleRefused Event")
 
     started = time.monotonic()
     capsule.start()
