@@ -275,7 +275,9 @@ class Capsule(Peer):
 
     name = "capsule"
 
-    def __init__(self, kubeconfig: Path, workdir: Path, administrators: list[str]) -> None:
+    def __init__(
+        self, kubeconfig: Path, workdir: Path, administrators: list[dict[str, str]]
+    ) -> None:
         super().__init__(workdir)
         self.kubeconfig = kubeconfig
         self.workdir = workdir
@@ -291,7 +293,7 @@ class Capsule(Peer):
         config = capsule_configuration(
             f"https://127.0.0.1:{self.webhook_port}",
             self.ca.cert_pem,
-            [{"kind": "User", "name": name} for name in self.administrators],
+            self.administrators,
         )
         apply_manifest(yaml.safe_dump(config), self.kubeconfig)
 

@@ -27,9 +27,9 @@ from kubenova_e2e.capsule import Capsule, CapsuleProxy, host_lock
 from kubenova_e2e.controlplane import LocalControlPlane
 from kubenova_e2e.platform import (
     OPERATOR_NAMESPACE,
+    OPERATOR_USERNAME,
     OperatorProcess,
     install_platform,
-    kubeconfig_username,
 )
 from kubernetes_asyncio import client
 
@@ -131,8 +131,13 @@ async def api(capsule_cluster: Cluster) -> AsyncIterator[client.ApiClient]:
 @pytest.fixture(scope="module")
 def capsule(capsule_cluster: Cluster, capsule_workdir: Path) -> Iterator[Capsule]:
     """Capsule, installed and started (by the test that needs it first), one per host."""
-    admin = kubeconfig_username(capsule_cluster.kubeconfig)
-    peer = Capsule(capsule_cluster.kubeconfig, capsule_workdir, administrators=[admin])
+    # Kubenova's operator (its own ServiceAccount) is a Capsule administrator, as
+    # docs/integrations.md asks of the cluster admin.
+    operator_identity = [
+        {"kind": "ServiceAccount", "name": OPERATOR_USERNAME},
+        {"kind": "User", "name": OPERATOR_USERNAME},
+    ]
+    peer = Capsule(capsule_cluster.kubeconfig, capsule_workdir, administrators=operator_identity)
     with host_lock("capsule"):
         yield peer
         peer.stop()
