@@ -20,13 +20,14 @@ from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 
 from . import __version__, controllers
 from .config import Settings, get_settings
+from .controllers.capsulesync import reconcile_capsulesync
 from .controllers.children import prime_stores
 from .controllers.context import Context, context_of
 from .controllers.kubeconfigrequest import mint
 from .controllers.queue import TenantQueue
 from .controllers.tenant import reconcile_tenant
 from .controllers.velasync import reconcile_velasync
-from .integrations import KUBEVELA
+from .integrations import CAPSULE, KUBEVELA
 from .kube.client import Kube, in_cluster, load_configuration, service_account_login
 from .kube.kinds import REGISTRY
 from .observability.health import Leadership, start_health_server
@@ -82,6 +83,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     for child in REGISTRY:
         if child.watched_by_label:
             settings.watching.label_selectors[child.group or "v1", child.plural] = MANAGED_SELECTOR
+    # Capsule Tenants: only Kubenova's (controllers/capsulesync.py).
+    settings.watching.label_selectors["capsule.clastix.io", "tenants"] = MANAGED_SELECTOR
     kube = await Kube.connect()
     # The queues' work functions close over the Context that holds the queues (it is
     # assigned below, before any pass can run: a pass runs only once submitted).
@@ -93,13 +96,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     async def velasync_pass(key: str, triggers: frozenset[str]) -> None:
         await reconcile_velasync(context, key, triggers)
 
+    async def capsulesync_pass(key: str, triggers: frozenset[str]) -> float | None:
+        return await reconcile_capsulesync(context, key, triggers)
+
     context = Context(
         kube=kube,
         settings=own,
         queue=TenantQueue(tenant_pass),
         vela_queue=TenantQueue(velasync_pass, what="VelaSync"),
+        capsule_queue=TenantQueue(capsulesync_pass, what="CapsuleSync"),
         kubevela=await kube.has_kind(KUBEVELA.api_version, KUBEVELA.kind),
     )
+    context.capsule.installed = await kube.has_kind(CAPSULE.api_version, CAPSULE.kind)
     memo.context = context
     await prime_stores(context)
     if own.shim_enabled:

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     capsule_proxy_ca_secret: str | None = Field(
         default=None, description="namespace/name of a Secret whose ca.crt is the proxy CA."
     )
+    capsule_configuration: str = Field(
+        default="default",
+        description="The CapsuleConfiguration Capsule runs with (its "
+        "--configuration-name): Kubenova adds its tenants' groups to its spec.users.",
+    )
     api_server_url: str | None = Field(
         default=None,
         description="The API server URL put in kubeconfigs when no proxy is in use; "

@@ -4,7 +4,8 @@ demo   build and start the control plane, install Kubenova, start the operator,
        apply examples/, start KubeVela and deploy an Application, show what it
        built, and keep running until Ctrl-C
 up     only the control plane (for developing against it)
-build  only build the binaries (control plane, vela-core, kwok, kstatus, helm) and,
+build  only build the binaries (control plane, vela-core, kwok, kstatus, helm,
+       Capsule and, where its source is on the machine, capsule-proxy) and,
        where podman is installed, the operator image (e2e/kubenova_e2e/image.py)
 image  only the operator image, with podman (`make image`)
 """
@@ -26,7 +27,10 @@ from pathlib import Path
 from . import image
 from .build import (
     REPO,
+    PeerSourceMissing,
     cache_dir,
+    capsule_binary,
+    capsule_proxy_binary,
     controlplane_binary,
     helm_binary,
     kstatus_binary,
@@ -265,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser(
         "build",
-        help="only build the binaries (the control plane, vela-core, kwok, kstatus, helm) "
-        "and the operator image (with podman, where installed)",
+        help="only build the binaries (the control plane, vela-core, kwok, kstatus, helm, "
+        "Capsule, capsule-proxy) and the operator image (with podman, where installed)",
     )
     sub.add_parser("image", help="only the operator image, with podman")
     args = parser.parse_args(argv)
@@ -280,8 +284,19 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         image.build_step()
         return 0
-    for built in (controlplane_binary, vela_core_binary, kwok_binary, kstatus_binary, helm_binary):
+    for built in (
+        controlplane_binary,
+        vela_core_binary,
+        kwok_binary,
+        kstatus_binary,
+        helm_binary,
+        capsule_binary,
+    ):
         print(built())
+    try:
+        print(capsule_proxy_binary())
+    except PeerSourceMissing as exc:
+        print(f"not building capsule-proxy: {exc}", file=sys.stderr)
     image.build_step()
     return 0
 

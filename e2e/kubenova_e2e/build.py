@@ -25,16 +25,35 @@ VELA_MODULE = REPO / "e2e" / "vela"
 KWOK_MODULE = REPO / "e2e" / "kwok"
 KSTATUS_MODULE = REPO / "e2e" / "kstatus"
 HELM_MODULE = REPO / "e2e" / "helm"
+CAPSULE_MODULE = REPO / "e2e" / "capsule"
+# capsule-proxy: the module proxy serves no version of it; its v0.14.0 source lies next
+# to the project (../shared/peers, see its README), never in it. Where it is absent (a
+# user's machine) the proxy is not built and its tests skip, saying so.
+CAPSULE_PROXY_SOURCE = REPO.parent / "shared" / "peers" / "capsule-proxy-v0.14.0"
+# The two go.mod edits (../shared/peers/README.md) that build capsule-proxy v0.14.0
+# against Capsule v0.14.0, the only Capsule the module proxy serves: the genproto pin
+# settles an ambiguous import that tidy then removes again.
+CAPSULE_PROXY_REQUIRES = (
+    "github.com/projectcapsule/capsule@v0.14.0",
+    "google.golang.org/genproto@v0.0.0-20260526163538-3dc84a4a5aaa",
+)
 # The module proxy serves KubeVela v1.10.1 and the forks its replace block names, but
 # the checksum database has no record of them; go.sum pins their hashes instead.
+# Capsule likewise (the proxy serves only its v0.14.0).
 NO_SUMDB = (
-    "github.com/oam-dev/kubevela,github.com/oam-dev/stern,github.com/kmodules/apiserver-runtime"
+    "github.com/oam-dev/kubevela,github.com/oam-dev/stern,github.com/kmodules/apiserver-runtime,"
+    "github.com/projectcapsule"
 )
 _TAIL_LINES = 30
 
 
 class BuildError(RuntimeError):
     """`go build` failed; the message names the log and carries its tail."""
+
+
+class PeerSourceMissing(BuildError):
+    """A peer's source is not on this machine (it is not served by the module proxy):
+    the peer cannot exist here, and what needs it skips with this message."""
 
 
 def cache_dir() -> Path:
@@ -246,6 +265,59 @@ def helm_binary() -> Path:
     for pkg in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
         flags += [f"-X {pkg}.k8sVersionMajor={kube[0]}", f"-X {pkg}.k8sVersionMinor={kube[1]}"]
     return ensure_binary(HELM_MODULE, "helm", "helm.sh/helm/v3/cmd/helm", tuple(flags))
+
+
+def capsule_binary() -> Path:
+    """Capsule's controller, v0.14.0 (github.com/projectcapsule/capsule/cmd/controller,
+    a `tool` of the e2e/capsule module)."""
+    return ensure_binary(
+        CAPSULE_MODULE, "capsule", "github.com/projectcapsule/capsule/cmd/controller"
+    )
+
+
+def _tree_key(root: Path) -> str:
+    """16 hex digits of sha256 over go.mod, go.sum and every *.go file below `root`."""
+    digest = hashlib.sha256(" ".join(CAPSULE_PROXY_REQUIRES).encode())
+    files = [root / "go.mod", root / "go.sum", *sorted(root.rglob("*.go"))]
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def capsule_proxy_binary() -> Path:
+    """capsule-proxy v0.14.0, built from a copy of ../shared/peers/capsule-proxy-v0.14.0
+    in the cache with the README's go.mod edits (the source is never copied into the
+    project). Raises PeerSourceMissing where that folder is absent."""
+    source = CAPSULE_PROXY_SOURCE
+    if not (source / "go.mod").is_file():
+        raise PeerSourceMissing(
+            f"capsule-proxy needs its source in {source} (the module proxy serves no "
+            "capsule-proxy version; see ../shared/peers/README.md), and it is absent here"
+        )
+    key = _tree_key(source)
+    name = "capsule-proxy"
+    bin_dir = cache_dir() / "bin" / f"{name}-{key}"
+    binary = bin_dir / name
+    if os.access(binary, os.X_OK):
+        return binary
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    with (cache_dir() / "bin" / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.access(binary, os.X_OK):
+            return binary
+        work = cache_dir() / "src" / f"{name}-{key}"
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(source, work, ignore=shutil.ignore_patterns(".git"))
+        env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "GONOSUMDB": NO_SUMDB}
+        edit = ["go", "mod", "edit", *(f"-require={r}" for r in CAPSULE_PROXY_REQUIRES)]
+        for cmd in (edit, ["go", "mod", "tidy"]):
+            result = subprocess.run(
+                cmd, cwd=work, env=env, capture_output=True, text=True, timeout=1200, check=False
+            )
+            if result.returncode != 0:
+                raise BuildError(f"{' '.join(cmd)} in {work} failed:\n{result.stderr[-3000:]}")
+        _build(work, name, binary)
+    return binary
 
 
 def module_dir(pinned_by: Path, path: str) -> Path:

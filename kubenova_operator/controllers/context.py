@@ -12,7 +12,7 @@ import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import kopf
 
@@ -50,11 +50,29 @@ class VelaState:
 
 
 @dataclass
+class CapsuleState:
+    """The CapsuleSync controller's bookkeeping (controllers/capsulesync.py)."""
+
+    # Whether the cluster serves Capsule's Tenant kind (discovery on every resync).
+    installed: bool = False
+    # Kubenova's Capsule Tenants as their watch last saw them (or a write returned).
+    tenants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The desired Capsule Tenant each was last written from: a difference from the
+    # live one while this still holds is drift; a new desired state is a change.
+    applied: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Namespaces run through Capsule's webhook for adoption, and when (monotonic).
+    adopted: dict[str, float] = field(default_factory=dict)
+    # The CapsuleConfiguration, from its watch (None: read it when needed).
+    configuration: dict[str, Any] | None = None
+
+
+@dataclass
 class Context:
     kube: Kube
     settings: Settings
     queue: TenantQueue
     vela_queue: TenantQueue  # VelaSyncs, keyed "<namespace>/<name>"
+    capsule_queue: TenantQueue  # CapsuleSyncs, keyed by name (= the tenant's)
     # Whether the cluster serves KubeVela's kinds: checked at start-up and on every
     # VelaSync pass, so an installation is picked up without a restart.
     kubevela: bool = False
@@ -63,6 +81,7 @@ class Context:
     stores: Stores = field(default_factory=Stores)  # kube/store.py: what the watches saw
     credentials: CredentialState = field(default_factory=CredentialState)
     vela: VelaState = field(default_factory=VelaState)
+    capsule: CapsuleState = field(default_factory=CapsuleState)
     # Not here: the metrics' own bookkeeping (observability/metrics.py), which shadows
     # Prometheus' process-wide registry and so is process-wide like it.
 

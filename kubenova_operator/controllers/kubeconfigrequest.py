@@ -87,12 +87,32 @@ def _parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def _ca_for(context: Context, tenant: Tenant) -> bytes | None:
-    """The CA of the endpoint in the kubeconfig: the tenant's proxy CA, else the
-    cluster's (the one the operator itself trusts)."""
+async def _ca_for(context: Context, tenant: Tenant) -> bytes | None:
+    """The CA of the endpoint in the kubeconfig: the tenant's proxy CA; else, when a
+    capsule-proxy is in use (the tenant's or the cluster default), the cluster
+    default's from the Secret KUBENOVA_CAPSULE_PROXY_CA_SECRET names (its ca.crt);
+    else the API server's (the one the operator itself trusts)."""
     if tenant.spec.capsule_proxy and tenant.spec.capsule_proxy.ca_bundle:
         return base64.b64decode(tenant.spec.capsule_proxy.ca_bundle)
-    ca_file = context.kube.api.configuration.ssl_ca_cert
+    settings = context.settings
+    proxied = tenant.spec.capsule_proxy is not None or settings.capsule_proxy_url
+    if proxied and settings.capsule_proxy_ca_secret:
+        namespace, _, name = settings.capsule_proxy_ca_secret.rpartition("/")
+        secret = await context.kube.get("v1", "Secret", name, namespace or settings.namespace)
+        data = ((secret or {}).get("data") or {}).get("ca.crt")
+        if not data:
+            raise Refused(
+                "ProxyCANotFound",
+                f"Secret {settings.capsule_proxy_ca_secret} has no ca.crt: the "
+                "capsule-proxy CA for kubeconfigs (KUBENOVA_CAPSULE_PROXY_CA_SECRET)",
+                waiting=True,
+            )
+        return base64.b64decode(data)
+    return _read_ca(context.kube.api.configuration.ssl_ca_cert)
+
+
+def _read_ca(ca_file: str | None) -> bytes | None:
+    """The operator's own CA file (small, local, read once per issued kubeconfig)."""
     return Path(ca_file).read_bytes() if ca_file else None
 
 
@@ -204,7 +224,7 @@ async def _new_kubeconfig(
     kubeconfig = render_kubeconfig(
         name=f"{tenant_name}-{request.spec.role}",
         server=proxy_endpoint(context, tenant),
-        ca_pem=_ca_for(context, tenant),
+        ca_pem=await _ca_for(context, tenant),
         token=token.token,
         namespace=context_ns,
     )

@@ -65,7 +65,7 @@ from .teardown import teardown_project, teardown_tenant
 logger = logging.getLogger(__name__)
 
 # Passes for these reasons expect differences: they are changes, not drift.
-CHANGE_TRIGGERS = frozenset({"spec", "kubevela", "project-deleted"})
+CHANGE_TRIGGERS = frozenset({"spec", "kubevela", "project-deleted", "capsule"})
 # How soon to look again while a namespace is still being deleted.
 TERMINATING_RECHECK_SECONDS = 5.0
 
@@ -254,7 +254,11 @@ async def reconcile_tenant(context: Context, name: str, triggers: frozenset[str]
     if _deleting(body):
         return await _delete_tenant(context, name, body, project_bodies)
     await ensure_finalizer(context, body)
-    return await _build(context, name, body, project_bodies, triggers)
+    requeue = await _build(context, name, body, project_bodies, triggers)
+    if context.stores.children.get(("CapsuleSync", "", name)) is not None:
+        # Its Capsule Tenant follows the tenant's spec and namespaces.
+        context.capsule_queue.submit(name, "tenant")
+    return requeue
 
 
 async def _without_tenant(

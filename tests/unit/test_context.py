@@ -32,6 +32,7 @@ def _context() -> Context:
         settings=get_settings(),
         queue=TenantQueue(_idle),
         vela_queue=TenantQueue(_idle, what="VelaSync"),
+        capsule_queue=TenantQueue(_idle, what="CapsuleSync"),
     )
 
 

@@ -114,6 +114,19 @@ OWN_NEEDS = [
     # KubeVela
     Need("core.oam.dev", ("applications",), ("list", "watch"), "controllers/velasync.py"),
     Need("core.oam.dev", ("applicationrevisions",), ("list", "delete"), "velasync.py prune"),
+    # Capsule
+    Need(
+        "capsule.clastix.io",
+        ("tenants",),
+        ("list", "watch", "create", "patch"),
+        "controllers/capsulesync.py capsule_tenant_event (watch), Kube.apply (heal)",
+    ),
+    Need(
+        "capsule.clastix.io",
+        ("capsuleconfigurations",),
+        ("get", "list", "watch", "patch"),
+        "controllers/capsulesync.py _configuration (get, watch), _ensure_user (merge patch)",
+    ),
     # The aggregated API
     Need("apiregistration.k8s.io", ("apiservices",), ("create",), "Shim.register (apply)"),
     Need(
