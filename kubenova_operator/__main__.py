@@ -27,6 +27,7 @@ from .controllers.kubeconfigrequest import mint
 from .controllers.queue import TenantQueue
 from .controllers.tenant import reconcile_tenant
 from .controllers.velasync import reconcile_velasync
+from .controllers.wiring import build_level_queues
 from .integrations import CAPSULE, KUBEVELA
 from .kube.client import Kube, in_cluster, load_configuration, service_account_login
 from .kube.kinds import REGISTRY
@@ -57,13 +58,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     """Set kopf up, and build the one Context every handler reaches through kopf's
     memo (`memo.context`, read with controllers/context.py `context_of`)."""
     own = get_settings()
-    # Progress and the last-handled spec go to annotations under our own prefix, so
-    # nothing kopf-specific lands in status (the CRD schemas would prune it).
-    settings.persistence.finalizer = "kubenova.io/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubenova.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="kubenova.io", key="last-handled-configuration"
-    )
+    # kopf only watches: every handler is an on.event handler, so kopf keeps no
+    # progress or last-handled annotations and puts no finalizer of its own on anything
+    # (earlier releases' leftovers are removed: controllers/finalizers.py). Passes run
+    # in Kubenova's queues, time-driven work in its scheduler.
     # Leader election is ours (a Lease); kopf's peering objects are not needed.
     settings.peering.standalone = True
     settings.peering.mandatory = False
@@ -108,6 +106,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         kubevela=await kube.has_kind(KUBEVELA.api_version, KUBEVELA.kind),
     )
     context.capsule.installed = await kube.has_kind(CAPSULE.api_version, CAPSULE.kind)
+    build_level_queues(context)
     memo.context = context
     await prime_stores(context)
     if own.shim_enabled:
@@ -132,8 +131,7 @@ async def start_shim(context: Context) -> None:
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     context = context_of(memo)
-    if context.relister is not None:
-        context.relister.cancel()
+    context.scheduler.stop()
     if context.shim is not None:
         if context.settings.shim_unregister_on_exit:
             await context.kube.delete("apiregistration.k8s.io/v1", "APIService", APISERVICE_NAME)

@@ -35,7 +35,10 @@ class Settings(BaseSettings):
         "event reported (the first time one resync period after start-up).",
     )
     credential_check_seconds: float = Field(
-        default=30.0, gt=0, description="How often KubeConfigRequests are checked for rotation."
+        default=30.0,
+        gt=0,
+        description="How soon a KubeConfigRequest waiting for something its tenant "
+        "builds (a ServiceAccount, a Project's namespaces) is looked at again.",
     )
     app_stuck_seconds: float = Field(
         default=600.0,

@@ -177,40 +177,24 @@ async def relist_children(context: Context) -> None:
 
 
 def _start_relisting(context: Context) -> None:
-    """Start relist_forever once, from the first namespace event: the watches are
-    starting then, and a task started from a kopf handler can post Events (kopf's
-    posting queue lives in context variables that start-up handlers do not have)."""
-    if context.relister is None:
-        settings = context.settings
-        context.relister = asyncio.create_task(
-            relist_forever(context, settings.resync_seconds, settings.relist_seconds)
-        )
+    """Start the scheduler's periodic loop once, from the first namespace event: the
+    watches are starting then, and a task started from a kopf handler can post Events
+    (kopf's posting queue lives in context variables that start-up handlers do not
+    have)."""
+    context.scheduler.start(context, RESYNCS, RELISTS)
 
 
-# Everything kept from watches gets relisted; other controllers add theirs.
+def resync_tenants(context: Context) -> None:
+    """Every tenant gets a pass from the store (no API reads: it finds what events
+    could not, such as a quota's usage to sum)."""
+    for tenant in sorted(t["metadata"]["name"] for t in context.stores.parents.of_kind("Tenant")):
+        context.queue.submit(tenant, "timer")
+
+
+# What the scheduler runs every resync and every relist (controllers/scheduler.py);
+# other controllers add theirs.
+RESYNCS: list[Callable[[Context], None]] = [resync_tenants]
 RELISTS: list[Callable[[Context], Awaitable[None]]] = [relist_children]
-
-
-async def relist_forever(context: Context, resync: float, relist: float) -> None:
-    """The safety nets, on one clock: every `resync` seconds each tenant gets a pass
-    from the store (no API reads: it finds what events could not, such as a quota's
-    usage to sum); every `relist` seconds RELISTS run (the first after one `resync`,
-    when the watches have started)."""
-    last_relist = 0.0
-    loop = asyncio.get_running_loop()
-    while True:
-        await asyncio.sleep(resync)
-        for tenant in sorted(
-            t["metadata"]["name"] for t in context.stores.parents.of_kind("Tenant")
-        ):
-            context.queue.submit(tenant, "timer")
-        if loop.time() - last_relist >= relist:
-            last_relist = loop.time()
-            for run in RELISTS:
-                try:
-                    await run(context)
-                except Exception as exc:
-                    logger.warning("%s failed: %s", run.__name__, exc)
 
 
 def _register() -> None:

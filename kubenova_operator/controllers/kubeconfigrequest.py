@@ -25,7 +25,6 @@ from ..api.kubeconfigrequest import (
 )
 from ..api.project import Project, project_namespaces
 from ..api.tenant import Tenant, apps_namespace, owner_namespace, tenant_of_owner_namespace
-from ..config import get_settings
 from ..credentials.errors import CredentialRefused
 from ..credentials.kubeconfig import render_kubeconfig
 from ..credentials.rotation import issue_reason, renew_at, seconds_until
@@ -45,7 +44,6 @@ from ..observability.metrics import (
     TOKENS_REVOKED,
     set_credentials,
 )
-from ..observability.reconcile import reconciler
 from ..resources import labels as L
 from ..resources.credentials import live
 from . import events
@@ -63,7 +61,7 @@ KCRS = "kubeconfigrequests.v1alpha1.kubenova.io"
 class Refused(CredentialRefused):
     """The request cannot be served as it is: Stalled with this reason (a human has to
     change the request or its tenant), or, `waiting`, Reconciling (something it needs
-    is still being built; the rotation timer looks again)."""
+    is still being built; its queue looks again after KUBENOVA_CREDENTIAL_CHECK_SECONDS)."""
 
     def __init__(self, reason: str, message: str, *, waiting: bool = False) -> None:
         super().__init__(reason, message)
@@ -215,7 +213,7 @@ async def _new_kubeconfig(
         )
     except ServiceAccountNotFound as missing:
         # Its tenant's pass creates it (or it is being torn down with the tenant):
-        # reported, and retried by the rotation timer.
+        # reported, and looked at again by its queue (a waiting refusal).
         raise Refused(
             "ServiceAccountNotFound",
             f"{missing}; the kubeconfig is issued once it does",
@@ -296,7 +294,8 @@ async def reconcile_request(context: Context, body: dict[str, Any]) -> float | N
             return await _issue_if_due(context, body, request, tenant, tenant_name)
         except Refused as refused:
             await _write_status(context, body, old, request.status, refused.outcome())
-            return None
+            # Waiting for something its tenant's pass builds: look again soon.
+            return context.settings.credential_check_seconds if refused.waiting else None
 
 
 async def _issue_if_due(
@@ -620,17 +619,9 @@ def record_credentials(context: Context, tenant: str) -> None:
 watched_as_child(KCRS, "KubeConfigRequest")
 
 
-@level_triggered(KCRS, "kubeconfigrequest")
-async def request_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await reconcile_request(context_of(memo), dict(body))
-
-
-@kopf.timer(
-    KCRS,
-    interval=get_settings().credential_check_seconds,
-    initial_delay=get_settings().credential_check_seconds,
-)
-@reconciler("kubeconfigrequest-rotation")
-async def request_rotation(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Re-issues tokens whose renewal point has passed (and retries refused ones)."""
-    await reconcile_request(context_of(memo), dict(body))
+@level_triggered(KCRS, "kubeconfigrequest", resync=True)
+async def request_changed(body: dict[str, Any], memo: kopf.Memo, **_: Any) -> float | None:
+    """Issue, rotate or revoke. The returned delay (until the token's renewal point, or
+    until a request waiting for something is looked at again) is when its queue runs
+    the next pass: rotation needs no timer of kopf's, and so no finalizer."""
+    return await reconcile_request(context_of(memo), dict(body))
