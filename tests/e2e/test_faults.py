@@ -72,9 +72,8 @@ async def _healthy(operator: OperatorProcess) -> bool:
     return operator.healthy()
 
 
-async def test_deletions_complete_while_the_operator_is_stopped(
-    cluster: Cluster, operator: OperatorProcess, api: client.ApiClient
-) -> None:
+async def _build_fz1(api: client.ApiClient) -> None:
+    """A tenant with a project and a request of its own, all Ready."""
     custom = client.CustomObjectsApi(api)
     await custom.create_cluster_custom_object(
         GROUP, VERSION, "tenants", tenant_body("fz1", budget=BUDGET)
@@ -104,8 +103,15 @@ async def test_deletions_complete_while_the_operator_is_stopped(
         )
     tenant = await _get(api, "tenants", "fz1")
     assert tenant["metadata"]["finalizers"] == ["kubenova.io/teardown"]
+    await client.CoreV1Api(api).read_namespaced_secret(binding_secret_name("mine"), "fz1-owner")
+
+
+async def test_deletions_complete_while_the_operator_is_stopped(
+    cluster: Cluster, operator: OperatorProcess, api: client.ApiClient
+) -> None:
+    custom = client.CustomObjectsApi(api)
+    await _build_fz1(api)
     binding = binding_secret_name("mine")
-    await client.CoreV1Api(api).read_namespaced_secret(binding, "fz1-owner")
 
     operator.stop()
     try:
