@@ -8,6 +8,7 @@ carries one.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -37,6 +38,7 @@ from ..credentials.tokens import (
     binding_secret_name,
     request_token,
 )
+from ..kube.store import list_started
 from ..observability.metrics import (
     CREDENTIAL_EXPIRY,
     REVOCATION_SECONDS,
@@ -47,12 +49,14 @@ from ..observability.metrics import (
 from ..resources import labels as L
 from ..resources.credentials import live
 from . import events
+from .children import RELISTS
 from .conditions import find
 from .context import Context, context_of
 from .outcome import Outcome, render_conditions, status_patch, unchanged
 from .tenant import proxy_endpoint, tenant_key
 from .wiring import level_triggered, watched_as_child
 
+logger = logging.getLogger(__name__)
 KCRS = "kubeconfigrequests.v1alpha1.kubenova.io"
 # Per-request locks and token expiries are the Context's `credentials`
 # (controllers/context.py CredentialState).
@@ -614,6 +618,27 @@ def record_credentials(context: Context, tenant: str) -> None:
         counts[(role, state)] = counts.get((role, state), 0) + 1
     set_credentials(tenant, counts)
 
+
+async def relist_requests(context: Context) -> None:
+    """Forget requests a fresh LIST no longer has (deleted while no watch ran, e.g.
+    across kopf's re-listing after a 410, which reports no deletions): their tenants'
+    passes unbind their identities."""
+    started = list_started()
+    listed = await context.kube.list(API_VERSION, "KubeConfigRequest")
+    keys = {
+        ("KubeConfigRequest", o["metadata"]["namespace"], o["metadata"]["name"]) for o in listed
+    }
+    for key in context.stores.parents.stale("KubeConfigRequest", keys, before=started):
+        logger.info("KubeConfigRequest %s/%s was deleted unseen; forgetting it", key[1], key[2])
+        context.stores.parents.remove(key)
+        context.credentials.locks.pop((key[1], key[2]), None)
+        context.credentials.expiries.pop((key[1], key[2]), None)
+        tenant = tenant_of_owner_namespace(key[1])
+        if tenant and context.stores.parents.get(tenant_key(tenant)) is not None:
+            context.queue.submit(tenant, "credential")
+
+
+RELISTS.append(relist_requests)
 
 # Tenant-default requests are children of their Tenant (healed like any other).
 watched_as_child(KCRS, "KubeConfigRequest")

@@ -14,6 +14,12 @@ passes:
   pass returns, which its queue turns into the next pass (controllers/queue.py, the one
   place that decides when a key is looked at again, retries included).
 
+It also notices when kopf re-lists a kind (after its watch was answered 410 Gone,
+its resourceVersion too old, e.g. after etcd compacted it): kopf then replays every
+object as a listing event but says nothing of the ones deleted meanwhile, so the
+relists run a couple of seconds later, as an informer's relist would, instead of at
+the next relist period.
+
 Nothing here retries: a pass that fails is the queue's to retry.
 """
 
@@ -29,6 +35,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# A listing event (type None) of a kind that saw none for this long starts a new
+# listing: kopf re-listed it.
+RELISTED_AFTER_QUIET_SECONDS = 20.0
+RELIST_SOON_SECONDS = 2.0
+
 Periodic = Callable[["Context"], None]
 Relist = Callable[["Context"], Awaitable[None]]
 
@@ -37,6 +48,11 @@ class Scheduler:
     def __init__(self) -> None:
         self._deadlines: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._task: asyncio.Task[None] | None = None
+        self._relists: list[Relist] = []
+        self._context: Context | None = None
+        self._last_listing: dict[str, float] = {}
+        self._relisting: set[asyncio.Task[None]] = set()
+        self.early_relists = 0  # how often a re-listing by kopf brought the relists forward
 
     # --- one-shot deadlines ---------------------------------------------------------
 
@@ -73,7 +89,37 @@ class Scheduler:
     ) -> None:
         """Start the periodic loop once (later calls do nothing)."""
         if self._task is None:
+            self._context, self._relists = context, relists
             self._task = asyncio.create_task(self._forever(context, resyncs, relists))
+
+    def listing(self, kind: str, event_type: str | None) -> None:
+        """Called with every watch event: a listing event (type None) after a quiet
+        spell means kopf re-listed `kind`; the relists run soon."""
+        if event_type is not None:
+            return
+        now = asyncio.get_running_loop().time()
+        last = self._last_listing.get(kind)
+        self._last_listing[kind] = now
+        if last is not None and now - last > RELISTED_AFTER_QUIET_SECONDS:
+            logger.info("%s was re-listed (a watch restarted); relisting everything", kind)
+            self.early_relists += 1
+            self.at("relist", "", RELIST_SOON_SECONDS, self._relist_now)
+
+    def _relist_now(self) -> None:
+        if self._context is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._run_relists(self._context))
+        self._relisting.add(task)
+        task.add_done_callback(self._relisting.discard)
+
+    async def _run_relists(self, context: Context) -> None:
+        for run in self._relists:
+            try:
+                await run(context)
+            except Exception as exc:
+                # The next relist tries again; nothing is lost meanwhile (the
+                # watches still run, the resync still passes over everything).
+                logger.warning("%s failed: %s", getattr(run, "__name__", run), exc)
 
     async def _forever(
         self, context: Context, resyncs: list[Periodic], relists: list[Relist]
@@ -87,13 +133,7 @@ class Scheduler:
                 submit(context)
             if loop.time() - last_relist >= relist:
                 last_relist = loop.time()
-                for run in relists:
-                    try:
-                        await run(context)
-                    except Exception as exc:
-                        # The next relist tries again; nothing is lost meanwhile (the
-                        # watches still run, the resync still passes over everything).
-                        logger.warning("%s failed: %s", getattr(run, "__name__", run), exc)
+                await self._run_relists(context)
 
     def stop(self) -> None:
         if self._task is not None:

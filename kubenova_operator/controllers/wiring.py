@@ -8,18 +8,21 @@ one retry policy) and time-driven work in its scheduler (controllers/scheduler.p
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
+from ..kube.store import created_before, list_started
 from ..observability.reconcile import reconciler
-from .children import RESYNCS, observe_child
+from .children import RELISTS, RESYNCS, observe_child
 from .context import Context, context_of
 from .finalizers import drop_kopf_leftovers
 from .queue import TenantQueue
 
+logger = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[Any]]
 
 
@@ -103,6 +106,7 @@ async def observe_level(
     context: Context, controller: str, event: kopf.RawEvent, body: dict[str, Any]
 ) -> None:
     key = object_key(body)
+    context.scheduler.listing(controller, event.get("type"))
     seen = context.watched.setdefault(controller, {})
     queue = context.passes[controller]
     if event.get("type") == "DELETED":
@@ -153,7 +157,26 @@ def resync_level_triggered(context: Context) -> None:
                 queue.submit(key, "resync")
 
 
+async def relist_level_triggered(context: Context) -> None:
+    """Forget objects a fresh LIST no longer has (deleted while no watch ran: kopf's
+    re-listing after a 410 reports none of them)."""
+    for level in LEVEL_TRIGGERED:
+        seen = context.watched.get(level.controller, {})
+        if not seen:
+            continue
+        sample = next(iter(seen.values()))
+        started = list_started()
+        listed = await context.kube.list(sample["apiVersion"], sample["kind"])
+        keys = {object_key(o) for o in listed}
+        for key, body in list(seen.items()):
+            if key not in keys and created_before(body, started):
+                logger.info("%s %s was deleted unseen; forgetting it", level.controller, key)
+                seen.pop(key, None)
+                context.passes[level.controller].forget(key)
+
+
 RESYNCS.append(resync_level_triggered)
+RELISTS.append(relist_level_triggered)
 
 
 def watched_as_child(resource: str, kind: str) -> None:
