@@ -121,7 +121,10 @@ async def prime_stores(context: Context) -> None:
     the whole budget. Primed, the first pass after a restart finds everything in place
     and writes nothing.
     """
-    for kind in ("Tenant", "Project"):
+    # KubeConfigRequests too: a tenant's pass binds the identities of the live ones, and
+    # one that did not know them yet would unbind them (and prune their ServiceAccounts,
+    # which invalidates every token issued for them) until their watch events arrive.
+    for kind in ("Tenant", "Project", "KubeConfigRequest"):
         for obj in await _list_when_served(context, API_VERSION, kind):
             context.stores.parents.upsert({**obj, "kind": kind, "apiVersion": API_VERSION})
     for ns in await _list_when_served(context, "v1", "Namespace"):

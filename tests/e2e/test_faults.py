@@ -9,10 +9,16 @@ when the operator returns it rebuilds what its tenants still want.
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import partial
 from typing import Any
 
+import aiohttp
 import pytest
-from kubenova_e2e.platform import OperatorProcess
+from kubenova_e2e.controlplane import LocalControlPlane
+from kubenova_e2e.platform import OperatorProcess, install_platform
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -22,6 +28,7 @@ from .harness import (
     GROUP,
     VERSION,
     Cluster,
+    api_client,
     condition,
     eventually,
     merge_patch,
@@ -197,3 +204,233 @@ async def test_deletions_complete_while_the_operator_is_stopped(
     with pytest.raises(ApiException) as gone:
         await _get(api, "kubeconfigrequests", "mine", "fz1-owner")
     assert gone.value.status == 404
+
+
+# --- the control plane under the operator restarts ----------------------------------
+#
+# These run against a control plane of their own (module-scoped), so restarting its
+# API server or etcd disturbs no other test.
+
+SELECTOR = "kubenova.io/tenant"
+
+
+def _listers(api: client.ApiClient) -> dict[str, Callable[[], Awaitable[list[dict[str, Any]]]]]:
+    """What a tenant is made of, by plural: each lister returns the labelled objects'
+    labels."""
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    net, custom = client.NetworkingV1Api(api), client.CustomObjectsApi(api)
+
+    def typed(call: Callable[..., Awaitable[Any]]) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
+        async def run() -> list[dict[str, Any]]:
+            listed = await call(label_selector=SELECTOR)
+            return [{"labels": i.metadata.labels or {}} for i in listed.items]
+
+        return run
+
+    def kubenova(plural: str) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
+        async def run() -> list[dict[str, Any]]:
+            listed = await custom.list_cluster_custom_object(
+                GROUP, VERSION, plural, label_selector=SELECTOR
+            )
+            return [{"labels": i["metadata"].get("labels") or {}} for i in listed["items"]]
+
+        return run
+
+    return {
+        "namespaces": typed(core.list_namespace),
+        "serviceaccounts": typed(core.list_service_account_for_all_namespaces),
+        "resourcequotas": typed(core.list_resource_quota_for_all_namespaces),
+        "limitranges": typed(core.list_limit_range_for_all_namespaces),
+        "secrets": typed(core.list_secret_for_all_namespaces),
+        "rolebindings": typed(rbac.list_role_binding_for_all_namespaces),
+        "clusterroles": typed(rbac.list_cluster_role),
+        "clusterrolebindings": typed(rbac.list_cluster_role_binding),
+        "networkpolicies": typed(net.list_network_policy_for_all_namespaces),
+        "kubeconfigrequests": kubenova("kubeconfigrequests"),
+        "capsulesyncs": kubenova("capsulesyncs"),
+        "velasyncs": kubenova("velasyncs"),
+    }
+
+
+@pytest.fixture(scope="module")
+def plane() -> Iterator[LocalControlPlane]:
+    plane = LocalControlPlane()
+    plane.start(controllers=False)
+    try:
+        install_platform(plane.kubeconfig)
+        plane.start_controllers()
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="module")
+async def faulty(
+    plane: LocalControlPlane,
+) -> AsyncIterator[tuple[OperatorProcess, client.ApiClient]]:
+    """An operator and an API client on the module's own control plane."""
+    op = OperatorProcess(plane.kubeconfig, plane.workdir, KUBENOVA_POD_NAME="faults-operator")
+    op.start()
+    await eventually(lambda: _healthy(op), deadline=90, what="operator /healthz")
+    api = await api_client(plane.kubeconfig)
+    try:
+        yield op, api
+    finally:
+        await api.close()
+        op.stop()
+
+
+async def _patiently(probe: Callable[[], Awaitable[Any]]) -> Any:
+    """A probe that also treats a connection refused (the API server restarting) as
+    not yet."""
+    try:
+        return await probe()
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        return False
+
+
+async def _create_tenants(api: client.ApiClient, names: list[str]) -> None:
+    custom = client.CustomObjectsApi(api)
+    for name in names:
+        await custom.create_cluster_custom_object(
+            GROUP, VERSION, "tenants", tenant_body(name, budget=BUDGET)
+        )
+
+
+async def _owner_namespaces(api: client.ApiClient, names: list[str]) -> list[str]:
+    listed = await client.CoreV1Api(api).list_namespace(label_selector="kubenova.io/tenant")
+    have = {n.metadata.name for n in listed.items}
+    return [n for n in names if f"{n}-owner" in have]
+
+
+async def _create_projects(api: client.ApiClient, names: list[str]) -> None:
+    """A project in each tenant, once its owner namespace exists (the tenant's pass
+    makes it), riding out an API server that is restarting."""
+    custom = client.CustomObjectsApi(api)
+    for name in names:
+
+        async def create(n: str = name) -> bool:
+            try:
+                await custom.create_namespaced_custom_object(
+                    GROUP, VERSION, f"{n}-owner", "projects", project_body(n, "app")
+                )
+            except ApiException as exc:
+                if exc.status == 409:
+                    return True
+                raise
+            return True
+
+        await eventually(partial(_patiently, create), deadline=180, interval=0.5, what=name)
+
+
+async def _all_ready(api: client.ApiClient, names: list[str]) -> bool:
+    custom = client.CustomObjectsApi(api)
+    tenants = await custom.list_cluster_custom_object(GROUP, VERSION, "tenants")
+    projects = await custom.list_cluster_custom_object(GROUP, VERSION, "projects")
+    ready = {t["metadata"]["name"] for t in tenants["items"] if ready_at_generation(t)}
+    ready_projects = {
+        p["metadata"]["namespace"].removesuffix("-owner")
+        for p in projects["items"]
+        if ready_at_generation(p) and p["status"].get("namespaces")
+    }
+    missing = [n for n in names if n not in ready or n not in ready_projects]
+    return not missing
+
+
+async def _counts(api: client.ApiClient) -> dict[str, Counter[str]]:
+    """Per tenant: how many objects of each kind carry its label."""
+    per: dict[str, Counter[str]] = {}
+    for plural, lister in _listers(api).items():
+        for item in await lister():
+            per.setdefault(item["labels"][SELECTOR], Counter())[plural] += 1
+    return per
+
+
+def _shape(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.items()))
+
+
+async def _converged(
+    api: client.ApiClient, names: list[str], reference: str, deadline: float
+) -> dict[str, Counter[str]]:
+    """Every tenant and project Ready at its generation, and every tenant made of
+    exactly what the reference tenant (built with no fault) is made of: nothing
+    missing, nothing twice."""
+    await eventually(
+        lambda: _patiently(lambda: _all_ready(api, names)),
+        deadline=deadline,
+        interval=1,
+        what=f"{len(names)} tenants Ready",
+    )
+
+    async def same_shape() -> bool:
+        counts = await _counts(api)
+        want = _shape(counts[reference])
+        wrong = {n: _shape(counts.get(n, Counter())) for n in names}
+        wrong = {n: c for n, c in wrong.items() if c != want}
+        assert not wrong, f"want {want}; differ: {dict(list(wrong.items())[:3])}"
+        return True
+
+    await eventually(lambda: _patiently(same_shape), deadline=60, interval=1, what="shapes")
+    return await _counts(api)
+
+
+@pytest.fixture(scope="module")
+async def reference(faulty: tuple[OperatorProcess, client.ApiClient]) -> str:
+    """A tenant built with no fault: what every other one must be made of."""
+    _, api = faulty
+    await _create_tenants(api, ["ref"])
+    await _create_projects(api, ["ref"])
+    await eventually(lambda: _all_ready(api, ["ref"]), deadline=120, what="ref Ready")
+    return "ref"
+
+
+async def _restart_during_build(
+    plane: LocalControlPlane,
+    *,
+    faulty: tuple[OperatorProcess, client.ApiClient],
+    reference: str,
+    component: str,
+    prefix: str,
+    tenants: int,
+) -> float:
+    op, api = faulty
+    names = [f"{prefix}{i}" for i in range(tenants)]
+    await _create_tenants(api, names)
+    # Mid-build: a few tenants have their namespaces, most do not yet.
+    await eventually(
+        lambda: _owner_namespaces(api, names), deadline=120, what="a first owner namespace"
+    )
+    begun = len(await _owner_namespaces(api, names))
+    assert begun < tenants, "the build was over before the restart"
+    down = await asyncio.to_thread(plane.restart, component, kill=True, down_seconds=2)
+    await _create_projects(api, names)
+    await _converged(api, names, reference, deadline=300)
+    assert op.alive(), op.tail()
+    print(f"{component} killed with {begun}/{tenants} owner namespaces built; down {down:.1f}s")
+    return down
+
+
+async def test_api_server_restart_during_a_build(
+    plane: LocalControlPlane, faulty: tuple[OperatorProcess, client.ApiClient], reference: str
+) -> None:
+    """kill -9 of kube-apiserver while 20 tenants with a project each are being
+    built: the operator reconnects, and every tenant converges, once."""
+    await _restart_during_build(
+        plane,
+        faulty=faulty,
+        reference=reference,
+        component="kube-apiserver",
+        prefix="fa",
+        tenants=20,
+    )
+
+
+async def test_etcd_restart_during_a_build(
+    plane: LocalControlPlane, faulty: tuple[OperatorProcess, client.ApiClient], reference: str
+) -> None:
+    """kill -9 of etcd mid-build: the API server answers errors until it is back;
+    the operator's passes retry (backoff) and converge, once."""
+    await _restart_during_build(
+        plane, faulty=faulty, reference=reference, component="etcd", prefix="fe", tenants=20
+    )
