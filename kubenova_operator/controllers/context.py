@@ -75,6 +75,10 @@ class Context:
     # Whether the cluster serves KubeVela's kinds: checked at start-up and on every
     # VelaSync pass, so an installation is picked up without a restart.
     kubevela: bool = False
+    # Set while this replica holds the leader Lease (at once without leader election).
+    # Every replica watches and keeps its stores (and serves the aggregated API from
+    # them); only the leader's passes run and write (controllers/wiring.py, __main__).
+    leading: asyncio.Event = field(default_factory=asyncio.Event)
     shim: Shim | None = None  # the aggregated API server, when it runs
     # The one clock: resyncs, relists, stuck-Application deadlines (controllers/scheduler.py).
     scheduler: Scheduler = field(default_factory=Scheduler)

@@ -72,6 +72,8 @@ async def drop_kopf_leftovers(context: Context, body: dict[str, Any]) -> bool:
     annotations = meta.get("annotations") or {}
     if KOPF_FINALIZER not in finalizers and KOPF_DIFFBASE not in annotations:
         return False
+    if not context.leading.is_set():
+        return False  # only the leader writes (and, once it leads, resyncs everything)
     patch: dict[str, Any] = {"metadata": {"resourceVersion": meta["resourceVersion"]}}
     if KOPF_FINALIZER in finalizers:
         patch["metadata"]["finalizers"] = [f for f in finalizers if f != KOPF_FINALIZER]

@@ -53,6 +53,7 @@ class Scheduler:
         self._last_listing: dict[str, float] = {}
         self._relisting: set[asyncio.Task[None]] = set()
         self.early_relists = 0  # how often a re-listing by kopf brought the relists forward
+        self.took_over: float | None = None  # when a standby started leading (loop time)
 
     # --- one-shot deadlines ---------------------------------------------------------
 
@@ -127,6 +128,15 @@ class Scheduler:
         resync, relist = context.settings.resync_seconds, context.settings.relist_seconds
         last_relist = 0.0
         loop = asyncio.get_running_loop()
+        if not context.leading.is_set():
+            # A standby: its watches keep its stores current (the aggregated API serves
+            # from them) and its queues do nothing. Once it leads, every object gets a
+            # pass at once: whatever the previous leader left undone is done now.
+            await context.leading.wait()
+            self.took_over = loop.time()
+            logger.info("leading: every object gets a pass")
+            for submit in resyncs:
+                submit(context)
         while True:
             await asyncio.sleep(resync)
             for submit in resyncs:

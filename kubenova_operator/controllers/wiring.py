@@ -132,6 +132,8 @@ def build_level_queues(context: Context) -> None:
 def _worker(context: Context, level: Level) -> Callable[[str, frozenset[str]], Awaitable[Any]]:
     async def work(key: str, triggers: frozenset[str]) -> float | None:
         body = context.watched.get(level.controller, {}).get(key)
+        if not context.leading.is_set():
+            return None  # a standby: the leader's pass does it (and all, once this leads)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
         namespace, name = key.split("/", 1)

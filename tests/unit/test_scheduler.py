@@ -74,7 +74,7 @@ async def test_kopfs_old_finalizer_and_diffbase_are_removed_once() -> None:
         queue=TenantQueue(_idle),
         vela_queue=TenantQueue(_idle),
     )
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "kubenova.io/v1alpha1",
         "kind": "CapsuleSync",
         "metadata": {
@@ -84,6 +84,10 @@ async def test_kopfs_old_finalizer_and_diffbase_are_removed_once() -> None:
             "annotations": {finalizers.KOPF_DIFFBASE: "{}", "keep": "x"},
         },
     }
+    # A standby writes nothing; the leader removes them.
+    assert not await finalizers.drop_kopf_leftovers(context, body)
+    assert kube.patches == []
+    context.leading.set()
     assert await finalizers.drop_kopf_leftovers(context, body)
     assert kube.patches == [
         {
