@@ -84,6 +84,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Capsule Tenants: only Kubenova's (controllers/capsulesync.py).
     settings.watching.label_selectors["capsule.clastix.io", "tenants"] = MANAGED_SELECTOR
     kube = await Kube.connect()
+    # Which replica wrote what is in the API server's audit log (userAgent).
+    kube.api.user_agent = f"kubenova-operator/{__version__} ({own.pod_name})"
     # The queues' work functions close over the Context that holds the queues (it is
     # assigned below, before any pass can run: a pass runs only once submitted).
     context: Context

@@ -10,15 +10,19 @@ when the operator returns it rebuilds what its tenants still want.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 import aiohttp
 import pytest
 from kubenova_e2e.controlplane import LocalControlPlane
-from kubenova_e2e.platform import OperatorProcess, install_platform
+from kubenova_e2e.platform import OPERATOR_NAMESPACE, OperatorProcess, install_platform
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -434,3 +438,133 @@ async def test_etcd_restart_during_a_build(
     await _restart_during_build(
         plane, faulty=faulty, reference=reference, component="etcd", prefix="fe", tenants=20
     )
+
+
+# --- two replicas -------------------------------------------------------------------
+
+LEASE_SECONDS = 15  # the default (config.py lease_seconds)
+
+
+async def _holder(api: client.ApiClient) -> str | None:
+    lease = await client.CoordinationV1Api(api).read_namespaced_lease(
+        "kubenova-operator", OPERATOR_NAMESPACE
+    )
+    return lease.spec.holder_identity
+
+
+def _ready(op: OperatorProcess) -> bool:
+    try:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{op.health_port}/readyz", timeout=2
+        ) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _writes_by(plane: LocalControlPlane, pod: str) -> list[datetime]:
+    """When the operator process `pod` wrote anything (its userAgent names it)."""
+    times = []
+    for path in plane.audit_log_files():
+        for line in path.read_text(errors="replace").splitlines():
+            if f"({pod})" not in line:
+                continue
+            event = json.loads(line)
+            if event.get("verb") in ("create", "update", "patch", "delete"):
+                stamp = event["stageTimestamp"].replace("Z", "+00:00")
+                times.append(datetime.fromisoformat(stamp))
+    return times
+
+
+async def _failover(
+    api: client.ApiClient,
+    leader: OperatorProcess,
+    standby: OperatorProcess,
+    standby_name: str,
+    names: list[str],
+) -> tuple[float, float, datetime]:
+    """kill -9 the leader while `names` are being built; return (seconds until the
+    standby holds the Lease, seconds until every tenant is Ready, when it took over)."""
+    killed = time.monotonic()
+    leader.stop(kill=True)
+    await eventually(
+        lambda: _patiently(lambda: _holder_is(api, standby_name)),
+        deadline=LEASE_SECONDS * 3,
+        interval=0.1,
+        what=f"{standby_name} to hold the Lease",
+    )
+    took_over = time.monotonic() - killed
+    took_over_at = datetime.now(UTC)
+    await eventually(lambda: _all_ready(api, names), deadline=180, interval=0.2, what="Ready")
+    resumed = time.monotonic() - killed
+    return took_over, resumed, took_over_at
+
+
+async def _holder_is(api: client.ApiClient, name: str) -> bool:
+    return await _holder(api) == name
+
+
+async def test_two_replicas_fail_over_within_the_lease(
+    plane: LocalControlPlane, faulty: tuple[OperatorProcess, client.ApiClient], reference: str
+) -> None:
+    """Two operator processes, one Lease. Both are ready (each serves the aggregated
+    API from its own stores); only the holder writes. kill -9 of the leader, in steady
+    state and during a build: the standby leads within about one Lease duration,
+    converges every tenant once, and wrote nothing before it led."""
+    first, api = faulty
+    assert await _holder(api) == "faults-operator"
+    second = OperatorProcess(
+        plane.kubeconfig,
+        plane.workdir / "second",
+        KUBENOVA_POD_NAME="faults-second",
+        KUBENOVA_SHIM_UNREGISTER_ON_EXIT="false",
+    )
+    (plane.workdir / "second").mkdir(exist_ok=True)
+    third = OperatorProcess(
+        plane.kubeconfig,
+        plane.workdir / "third",
+        KUBENOVA_POD_NAME="faults-third",
+        KUBENOVA_SHIM_UNREGISTER_ON_EXIT="false",
+    )
+    (plane.workdir / "third").mkdir(exist_ok=True)
+    second.start()
+    try:
+        # Ready while standing by: readiness is the ability to serve, not leadership.
+        await eventually(lambda: _patiently(lambda: _ok(_ready(second))), deadline=90)
+        assert await _holder(api) == "faults-operator"
+
+        # Steady state: kill the leader, then ask for a new tenant at once.
+        await _create_tenants(api, ["fs0"])
+        await _create_projects(api, ["fs0"])
+        steady = await _failover(api, first, second, "faults-second", ["fs0"])
+        early = [t for t in _writes_by(plane, "faults-second") if t < steady[2]]
+        # (the Lease itself is audited under coordination.k8s.io: not logged)
+        assert not early, f"the standby wrote before it led: {early[:5]}"
+
+        # During a build: a fresh standby, ten tenants, kill the leader mid-way.
+        third.start()
+        await eventually(lambda: _patiently(lambda: _ok(_ready(third))), deadline=90)
+        names = [f"fb{i}" for i in range(10)]
+        await _create_tenants(api, names)
+        await eventually(lambda: _owner_namespaces(api, names), deadline=60, what="build begun")
+        building = await _failover(api, second, third, "faults-third", names)
+        await _create_projects(api, names)
+        await _converged(api, names, reference, deadline=180)
+        early = [t for t in _writes_by(plane, "faults-third") if t < building[2]]
+        assert not early, f"the standby wrote before it led: {early[:5]}"
+        print(
+            f"failover (Lease {LEASE_SECONDS}s): steady state: leads after "
+            f"{steady[0]:.1f}s, new tenant Ready after {steady[1]:.1f}s; during a build: "
+            f"leads after {building[0]:.1f}s, 10 tenants Ready after {building[1]:.1f}s"
+        )
+        for took_over, _, _ in (steady, building):
+            # Expiry is judged from when the standby last saw the Lease change, checked
+            # every retry period (2 s): one Lease duration, give or take two periods.
+            assert took_over < LEASE_SECONDS + 2 * 2 + 2, took_over
+    finally:
+        second.stop()
+        third.stop()
+
+
+async def _ok(value: bool) -> bool:
+    return value
