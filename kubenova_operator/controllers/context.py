@@ -79,6 +79,9 @@ class Context:
     # Every replica watches and keeps its stores (and serves the aggregated API from
     # them); only the leader's passes run and write (controllers/wiring.py, __main__).
     leading: asyncio.Event = field(default_factory=asyncio.Event)
+    # The Tenant CRD is being deleted: Tenants and Projects are let go without
+    # teardown (controllers/uninstall.py).
+    uninstalling: bool = False
     shim: Shim | None = None  # the aggregated API server, when it runs
     # The one clock: resyncs, relists, stuck-Application deadlines (controllers/scheduler.py).
     scheduler: Scheduler = field(default_factory=Scheduler)

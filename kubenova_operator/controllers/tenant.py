@@ -61,6 +61,7 @@ from .context import Context, context_of
 from .finalizers import ensure_finalizer, release_finalizer
 from .outcome import Outcome, is_terminal, render_conditions, status_patch, unchanged
 from .teardown import teardown_project, teardown_tenant
+from .uninstall import let_go
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +244,9 @@ async def reconcile_tenant(context: Context, name: str, triggers: frozenset[str]
     to look again (None: at the next event)."""
     body = context.stores.parents.get(tenant_key(name))
     project_bodies = projects_in(context, name)
+    if context.uninstalling:
+        await let_go(context, name, body, project_bodies)
+        return None
     if body is None:
         await _without_tenant(context, name, project_bodies)
         return None

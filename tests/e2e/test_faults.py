@@ -10,6 +10,7 @@ when the operator returns it rebuilds what its tenants still want.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import urllib.request
@@ -21,6 +22,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
+from kubenova_e2e.build import REPO
 from kubenova_e2e.controlplane import LocalControlPlane
 from kubenova_e2e.platform import OPERATOR_NAMESPACE, OperatorProcess, install_platform
 from kubernetes_asyncio import client
@@ -39,6 +42,7 @@ from .harness import (
     project_body,
     ready_at_generation,
     tenant_body,
+    token_api_client,
     until_deleted,
     watch_until,
 )
@@ -568,3 +572,106 @@ async def test_two_replicas_fail_over_within_the_lease(
 
 async def _ok(value: bool) -> bool:
     return value
+
+
+# --- uninstall (last: it removes Kubenova from the module's control plane) -----------
+
+
+async def _token_works(cluster: Cluster, token: str, namespace: str) -> bool:
+    user = await token_api_client(cluster, token)
+    try:
+        await client.CoreV1Api(user).list_namespaced_config_map(namespace)
+    except ApiException as exc:
+        if exc.status in (401, 403):
+            return False
+        raise
+    finally:
+        await user.close()
+    return True
+
+
+async def test_uninstall_keeps_tenants_and_revokes_credentials(
+    plane: LocalControlPlane, faulty: tuple[OperatorProcess, client.ApiClient]
+) -> None:
+    """`kubectl delete -k manifests/` with tenants present (deletionPolicy Delete even):
+    nothing stays Terminating, the tenants' namespaces and workloads stay, and every
+    token Kubenova issued stops working."""
+    _, api = faulty
+    cluster = Cluster(kubeconfig=plane.kubeconfig, kubectl_binary=[str(plane.binary), "kubectl"])
+    (plane.workdir / "last").mkdir(exist_ok=True)
+    op = OperatorProcess(plane.kubeconfig, plane.workdir / "last", KUBENOVA_POD_NAME="faults-last")
+    op.start()
+    try:
+        await eventually(lambda: _patiently(lambda: _holder_is(api, "faults-last")), deadline=60)
+        custom = client.CustomObjectsApi(api)
+        await custom.create_cluster_custom_object(
+            GROUP, VERSION, "tenants", tenant_body("fu1", budget=BUDGET, deletionPolicy="Delete")
+        )
+        await watch_until(api, "tenants", "fu1", ready_at_generation, deadline=120)
+        await custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            "fu1-owner",
+            "projects",
+            project_body("fu1", "app", deletionPolicy="Delete"),
+        )
+        await watch_until(api, "projects", "app", ready_at_generation, namespace="fu1-owner")
+        await custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            "fu1-owner",
+            "kubeconfigrequests",
+            kcr("mine", "fu1-owner", role="readonly"),
+        )
+        await watch_until(
+            api, "kubeconfigrequests", "mine", ready_at_generation, namespace="fu1-owner"
+        )
+        secret = await client.CoreV1Api(api).read_namespaced_secret("mine-kubeconfig", "fu1-owner")
+        kubeconfig = yaml.safe_load(base64.b64decode(secret.data["kubeconfig"]))
+        token = kubeconfig["users"][0]["user"]["token"]
+        assert await _token_works(cluster, token, "fu1-app")
+        await client.CoreV1Api(api).create_namespaced_config_map(
+            "fu1-app",
+            client.V1ConfigMap(metadata=client.V1ObjectMeta(name="workload"), data={"keep": "me"}),
+        )
+
+        result = await asyncio.to_thread(
+            cluster.kubectl, "delete", "-k", str(REPO / "manifests"), "--wait=false", check=False
+        )
+        assert result.returncode == 0, result.stderr
+
+        async def crds_gone() -> bool:
+            listed = await client.ApiextensionsV1Api(api).list_custom_resource_definition()
+            return not [c for c in listed.items if c.spec.group == GROUP]
+
+        await eventually(crds_gone, deadline=90, interval=1, what="Kubenova's CRDs deleted")
+        await eventually(
+            lambda: _namespace_gone(api, OPERATOR_NAMESPACE),
+            deadline=90,
+            interval=1,
+            what=f"{OPERATOR_NAMESPACE} deleted",
+        )
+        terminating = [
+            n.metadata.name
+            for n in (await client.CoreV1Api(api).list_namespace()).items
+            if n.metadata.deletion_timestamp
+        ]
+        assert not terminating, terminating
+        for name in ("fu1-owner", "fu1-apps", "fu1-app"):
+            await client.CoreV1Api(api).read_namespace(name)  # kept
+        kept = await client.CoreV1Api(api).read_namespaced_config_map("workload", "fu1-app")
+        assert kept.data == {"keep": "me"}
+        # Revoked: its binding Secret is gone (the API server may cache a validated
+        # token for 10 s).
+        await eventually(
+            lambda: _negate(_token_works(cluster, token, "fu1-app")),
+            deadline=30,
+            interval=1,
+            what="the issued token refused",
+        )
+    finally:
+        op.stop()
+
+
+async def _negate(value: Awaitable[bool]) -> bool:
+    return not await value
