@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import random
 import time
 import urllib.request
 from collections import Counter
@@ -572,6 +574,141 @@ async def test_two_replicas_fail_over_within_the_lease(
 
 async def _ok(value: bool) -> bool:
     return value
+
+
+# --- chaos ---------------------------------------------------------------------------
+#
+# `make chaos`: KUBENOVA_CHAOS_TENANTS=200 KUBENOVA_CHAOS_KILLS=20. The suite runs a
+# short version (8 tenants, 3 kills); both restart the API server once and etcd once.
+
+# What a restart may log with a traceback: the connection failing under it.
+CONNECTION_ERRORS = (
+    "ClientConnectorError",
+    "ServerDisconnectedError",
+    "ClientOSError",
+    "ClientPayloadError",
+    "Connection refused",
+    "ConnectionResetError",
+    "ConnectionRefusedError",
+    "ServerTimeoutError",
+    "TimeoutError",
+    "etcdserver",
+    "Service Unavailable",
+    "storage is (re)initializing",
+)
+
+
+def _tracebacks(log: str) -> tuple[int, list[str]]:
+    """(tracebacks caused by the restarts' connection errors, the others' last lines)."""
+    connection, other = 0, []
+    blocks = log.split("Traceback (most recent call last):")[1:]
+    for block in blocks:
+        lines = block.splitlines()
+        # The traceback ends at the first line that is not indented (its exception).
+        tail = next((ln for ln in lines[1:] if ln and not ln.startswith(" ")), "")
+        if any(marker in block[:6000] for marker in CONNECTION_ERRORS):
+            connection += 1
+        else:
+            other.append(tail)
+    return connection, other
+
+
+async def _chaos_build(api: client.ApiClient, names: list[str]) -> None:
+    """Tenants, then for each a Project and a KubeConfigRequest as its owner namespace
+    appears, riding out whatever is being restarted."""
+    await _create_tenants(api, names)
+    await _create_projects(api, names)
+    custom = client.CustomObjectsApi(api)
+    for name in names:
+
+        async def request(n: str = name) -> bool:
+            try:
+                await custom.create_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    f"{n}-owner",
+                    "kubeconfigrequests",
+                    kcr("ci", f"{n}-owner", role="readonly"),
+                )
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+            return True
+
+        await eventually(partial(_patiently, request), deadline=180, interval=0.5, what=name)
+
+
+async def _requests_ready(api: client.ApiClient, names: list[str]) -> bool:
+    listed = await client.CustomObjectsApi(api).list_cluster_custom_object(
+        GROUP, VERSION, "kubeconfigrequests"
+    )
+    ready = {
+        r["metadata"]["namespace"].removesuffix("-owner")
+        for r in listed["items"]
+        if r["metadata"]["name"] == "ci" and ready_at_generation(r)
+    }
+    return set(names) <= ready
+
+
+async def test_chaos(
+    plane: LocalControlPlane, faulty: tuple[OperatorProcess, client.ApiClient]
+) -> None:
+    """Random kill -9 of the operator, one API server restart and one etcd restart,
+    all during a build of tenants with a Project and a KubeConfigRequest each: in the
+    end everything is Ready, every tenant is made of exactly what a tenant built in
+    peace is, nothing is left that belongs to no tenant, and the only tracebacks in
+    the operator's log are the restarts' connection errors."""
+    _, api = faulty
+    tenants = int(os.environ.get("KUBENOVA_CHAOS_TENANTS", "8"))
+    kills = int(os.environ.get("KUBENOVA_CHAOS_KILLS", "3"))
+    rng = random.Random(int(os.environ.get("KUBENOVA_CHAOS_SEED", "20")))
+    workdir = plane.workdir / "chaos"
+    workdir.mkdir(exist_ok=True)
+    op = OperatorProcess(plane.kubeconfig, workdir, KUBENOVA_POD_NAME="faults-chaos")
+    op.start()
+    started = time.monotonic()
+    try:
+        await eventually(lambda: _patiently(lambda: _holder_is(api, "faults-chaos")), deadline=60)
+        await _chaos_build(api, ["cref"])
+        await eventually(lambda: _patiently(lambda: _requests_ready(api, ["cref"])), deadline=120)
+        names = [f"cx{i}" for i in range(tenants)]
+        build = asyncio.create_task(_chaos_build(api, names))
+        plan = ["kill"] * kills + ["kube-apiserver", "etcd"]
+        rng.shuffle(plan)
+        for step in plan:
+            await asyncio.sleep(rng.uniform(0.5, 3.0))
+            if step == "kill":
+                op.stop(kill=True)
+                op.start()
+            else:
+                await asyncio.to_thread(plane.restart, step, kill=True, down_seconds=1)
+        await build
+        await _converged(api, names, "cref", deadline=600)
+        await eventually(
+            lambda: _patiently(lambda: _requests_ready(api, names)), deadline=120, interval=1
+        )
+        counts = await _counts(api)
+        tenants_now = {
+            t["metadata"]["name"]
+            for t in (
+                await client.CustomObjectsApi(api).list_cluster_custom_object(
+                    GROUP, VERSION, "tenants"
+                )
+            )["items"]
+        }
+        orphans = {t: dict(c) for t, c in counts.items() if t not in tenants_now}
+        assert not orphans, orphans
+        connection, other = _tracebacks(op.log.read_text(errors="replace"))
+        assert not other, other[:10]
+        shape = _shape(counts["cref"])
+        print(
+            f"chaos: {tenants} tenants (+ Project + KubeConfigRequest each), {kills} kill -9, "
+            f"1 kube-apiserver and 1 etcd restart: all Ready after "
+            f"{time.monotonic() - started:.0f}s; each tenant {sum(shape.values())} objects "
+            f"{shape}; 0 orphans; {connection} connection-error tracebacks, 0 others"
+        )
+    finally:
+        op.stop()
 
 
 # --- uninstall (last: it removes Kubenova from the module's control plane) -----------
