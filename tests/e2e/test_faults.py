@@ -658,7 +658,8 @@ async def test_chaos(
     end everything is Ready, every tenant is made of exactly what a tenant built in
     peace is, nothing is left that belongs to no tenant, and the only tracebacks in
     the operator's log are the restarts' connection errors."""
-    _, api = faulty
+    first, api = faulty
+    first.stop()  # (if an earlier test left it running) this test's own process leads
     tenants = int(os.environ.get("KUBENOVA_CHAOS_TENANTS", "8"))
     kills = int(os.environ.get("KUBENOVA_CHAOS_KILLS", "3"))
     rng = random.Random(int(os.environ.get("KUBENOVA_CHAOS_SEED", "20")))
@@ -733,7 +734,8 @@ async def test_uninstall_keeps_tenants_and_revokes_credentials(
     """`kubectl delete -k manifests/` with tenants present (deletionPolicy Delete even):
     nothing stays Terminating, the tenants' namespaces and workloads stay, and every
     token Kubenova issued stops working."""
-    _, api = faulty
+    first, api = faulty
+    first.stop()
     cluster = Cluster(kubeconfig=plane.kubeconfig, kubectl_binary=[str(plane.binary), "kubectl"])
     (plane.workdir / "last").mkdir(exist_ok=True)
     op = OperatorProcess(plane.kubeconfig, plane.workdir / "last", KUBENOVA_POD_NAME="faults-last")
