@@ -10,7 +10,6 @@ import asyncio
 import functools
 import logging
 import signal
-import sys
 from typing import Any
 
 import kopf
@@ -174,13 +173,16 @@ async def run_operator(stop: asyncio.Event, leading: asyncio.Event) -> None:
 
 async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> None:
     """Run kopf at once (a warm standby: its watches fill its stores and it serves the
-    aggregated API), and let its passes run only while it holds the Lease. A replica
-    that loses the Lease exits, as controller-runtime's managers do, so it restarts
-    as a standby with nothing half-done in memory."""
+    aggregated API), and let its passes run only while it holds the Lease.
+
+    A leader that cannot renew the Lease within its renew deadline (10 s, shorter than
+    the 15 s Lease, so it stops before anyone else can start) goes back to standing by
+    and competes again: an API server or etcd outage makes every replica lose the
+    Lease, and exiting then (controller-runtime's way) would only add restarts and a
+    cold start to the outage."""
     leading = asyncio.Event()
     async with client.ApiClient(await load_configuration()) as api:
         lock = LeaseLock(settings.lease_name, settings.namespace, settings.pod_name, api)
-        lease_lost = asyncio.Event()
 
         async def lead() -> None:
             logger.info("acquired leader lease %s/%s", settings.namespace, settings.lease_name)
@@ -188,32 +190,36 @@ async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> N
             leading.set()
 
         async def stopped() -> None:
+            leading.clear()
             Leadership.set(False)
-            lease_lost.set()
+            logger.error("lost the leader lease; standing by until it is free again")
 
-        election = leaderelection.LeaderElection(
-            electionconfig.Config(
-                lock,
-                lease_duration=settings.lease_seconds,
-                renew_deadline=settings.lease_renew_seconds,
-                retry_period=settings.lease_retry_seconds,
-                onstarted_leading=lead,
-                onstopped_leading=stopped,
-            )
-        )
+        async def elect() -> None:
+            while True:
+                election = leaderelection.LeaderElection(
+                    electionconfig.Config(
+                        lock,
+                        lease_duration=settings.lease_seconds,
+                        renew_deadline=settings.lease_renew_seconds,
+                        retry_period=settings.lease_retry_seconds,
+                        onstarted_leading=lead,
+                        onstopped_leading=stopped,
+                    )
+                )
+                try:
+                    await election.run()
+                except Exception as exc:  # the API server unreachable, say: try again
+                    logger.warning("leader election: %s", exc)
+                    leading.clear()
+                    Leadership.set(False)
+                await asyncio.sleep(settings.lease_retry_seconds)
+
         operator = asyncio.create_task(run_operator(stop, leading))
-        task = asyncio.create_task(election.run())
-        waiters = {operator, task, asyncio.create_task(lease_lost.wait())}
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        if lease_lost.is_set() and not stop.is_set():
-            logger.error("lost the leader lease; exiting so a fresh process takes over")
-            stop.set()
-            await asyncio.wait({operator}, timeout=10)
-            sys.exit(1)
+        election = asyncio.create_task(elect())
+        await asyncio.wait({operator, election}, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
         await asyncio.wait({operator}, timeout=30)
-        for waiter in waiters:
-            waiter.cancel()
+        election.cancel()
 
 
 async def amain() -> None:

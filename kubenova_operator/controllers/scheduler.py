@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 # listing: kopf re-listed it.
 RELISTED_AFTER_QUIET_SECONDS = 20.0
 RELIST_SOON_SECONDS = 2.0
+LEADERSHIP_POLL_SECONDS = 0.2
 
 Periodic = Callable[["Context"], None]
 Relist = Callable[["Context"], Awaitable[None]]
@@ -128,22 +129,34 @@ class Scheduler:
         resync, relist = context.settings.resync_seconds, context.settings.relist_seconds
         last_relist = 0.0
         loop = asyncio.get_running_loop()
-        if not context.leading.is_set():
-            # A standby: its watches keep its stores current (the aggregated API serves
-            # from them) and its queues do nothing. Once it leads, every object gets a
-            # pass at once: whatever the previous leader left undone is done now.
-            await context.leading.wait()
-            self.took_over = loop.time()
-            logger.info("leading: every object gets a pass")
-            for submit in resyncs:
-                submit(context)
+        follower = asyncio.create_task(self._follow_leadership(context, resyncs))
+        try:
+            while True:
+                await asyncio.sleep(resync)
+                if context.leading.is_set():
+                    for submit in resyncs:
+                        submit(context)
+                if loop.time() - last_relist >= relist:
+                    last_relist = loop.time()
+                    await self._run_relists(context)
+        finally:
+            follower.cancel()
+
+    async def _follow_leadership(self, context: Context, resyncs: list[Periodic]) -> None:
+        """A standby's watches keep its stores current (the aggregated API serves from
+        them) and its queues do nothing. Whenever it starts leading, every object gets
+        a pass at once: whatever the previous leader left undone is done now."""
+        loop = asyncio.get_running_loop()
+        was = context.leading.is_set()
         while True:
-            await asyncio.sleep(resync)
-            for submit in resyncs:
-                submit(context)
-            if loop.time() - last_relist >= relist:
-                last_relist = loop.time()
-                await self._run_relists(context)
+            await asyncio.sleep(LEADERSHIP_POLL_SECONDS)
+            now = context.leading.is_set()
+            if now and not was:
+                self.took_over = loop.time()
+                logger.info("leading: every object gets a pass")
+                for submit in resyncs:
+                    submit(context)
+            was = now
 
     def stop(self) -> None:
         if self._task is not None:
