@@ -44,6 +44,9 @@ async def crd_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_:
     deleting = event.get("type") == "DELETED" or bool(
         body.get("metadata", {}).get("deletionTimestamp")
     )
+    if not deleting and context.uninstalling:
+        logger.info("%s is served again: Tenants are torn down as usual again", TENANT_CRD)
+        context.uninstalling = False
     if deleting and not context.uninstalling:
         logger.warning(
             "%s is being deleted: Kubenova is being uninstalled; Tenants and Projects are "

@@ -173,6 +173,8 @@ async def reconcile_velasync(context: Context, key: str, triggers: frozenset[str
     body = context.stores.children.get(("VelaSync", namespace, name))
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
+    if await drop_kopf_leftovers(context, {**body, "apiVersion": API_VERSION, "kind": "VelaSync"}):
+        return  # (a replica that just took over: what the event path missed)
     kube = context.kube
     if triggers <= WATCH_TRIGGERS and context.kubevela:
         # Application events come only while KubeVela is served: no discovery needed.

@@ -136,6 +136,8 @@ def _worker(context: Context, level: Level) -> Callable[[str, frozenset[str]], A
             return None  # a standby: the leader's pass does it (and all, once this leads)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
+        if await drop_kopf_leftovers(context, body):
+            return None  # (a replica that just took over: what the event path missed)
         namespace, name = key.split("/", 1)
         memo = kopf.Memo()
         memo.context = context

@@ -469,13 +469,18 @@ def _ready(op: OperatorProcess) -> bool:
 
 
 def _writes_by(plane: LocalControlPlane, pod: str) -> list[datetime]:
-    """When the operator process `pod` wrote anything (its userAgent names it)."""
+    """When the operator process `pod` wrote anything (its userAgent names it), but
+    for its aggregated API's own registration (every replica serves it and applies the
+    same APIService and serving Secret)."""
     times = []
     for path in plane.audit_log_files():
         for line in path.read_text(errors="replace").splitlines():
             if f"({pod})" not in line:
                 continue
             event = json.loads(line)
+            ref = event.get("objectRef") or {}
+            if ref.get("resource") == "apiservices" or ref.get("name") == "kubenova-api-tls":
+                continue
             if event.get("verb") in ("create", "update", "patch", "delete"):
                 stamp = event["stageTimestamp"].replace("Z", "+00:00")
                 times.append(datetime.fromisoformat(stamp))
