@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import random
+import signal
 import time
 import urllib.request
 from collections import Counter
@@ -28,7 +29,7 @@ import yaml
 from kubenova_e2e.build import REPO
 from kubenova_e2e.controlplane import LocalControlPlane
 from kubenova_e2e.platform import OPERATOR_NAMESPACE, OperatorProcess, install_platform
-from kubernetes_asyncio import client
+from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubenova_operator.credentials.tokens import binding_secret_name
@@ -444,6 +445,83 @@ async def test_etcd_restart_during_a_build(
     await _restart_during_build(
         plane, faulty=faulty, reference=reference, component="etcd", prefix="fe", tenants=20
     )
+
+
+async def _answered_gone(api: client.ApiClient, resource_version: str) -> bool:
+    """Whether a watch of namespaces resuming at `resource_version` is answered 410."""
+    stream = watch.Watch()
+    try:
+        async with stream.stream(
+            client.CoreV1Api(api).list_namespace,
+            resource_version=resource_version,
+            timeout_seconds=2,
+        ) as events:
+            async for event in events:
+                if event["type"] == "ERROR" and event["raw_object"].get("code") == 410:
+                    return True
+    except ApiException as exc:
+        return exc.status == 410
+    return False
+
+
+async def test_watch_expiry_is_recovered_with_a_relist(
+    plane: LocalControlPlane, faulty: tuple[OperatorProcess, client.ApiClient]
+) -> None:
+    """The operator is frozen (SIGSTOP) while a child and a KubeConfigRequest are
+    deleted, etcd is compacted and the API server restarted: every watch it resumes is
+    answered 410 Gone. kopf lists afresh, which reports no deletion; the operator
+    notices the re-listing, relists at once, rebuilds the child and unbinds the deleted
+    request's identity."""
+    op, api = faulty
+    assert op.proc is not None and op.alive()
+    custom = client.CustomObjectsApi(api)
+    await custom.create_cluster_custom_object(
+        GROUP, VERSION, "tenants", tenant_body("fw", budget=BUDGET)
+    )
+    await watch_until(api, "tenants", "fw", ready_at_generation, deadline=120)
+    await custom.create_namespaced_custom_object(
+        GROUP, VERSION, "fw-owner", "kubeconfigrequests", kcr("gone", "fw-owner", role="readonly")
+    )
+    await watch_until(api, "kubeconfigrequests", "gone", ready_at_generation, namespace="fw-owner")
+    rbac = client.RbacAuthorizationV1Api(api)
+    identity = {"kind": "ServiceAccount", "name": "kcr-gone", "namespace": "fw-owner"}
+
+    async def bound() -> bool:
+        binding = await rbac.read_namespaced_role_binding("kubenova:readonly", "fw-apps")
+        return any(
+            {"kind": s.kind, "name": s.name, "namespace": s.namespace} == identity
+            for s in binding.subjects or []
+        )
+
+    await eventually(bound, deadline=30, what="the request's identity bound")
+    before = (await client.CoreV1Api(api).list_namespace()).metadata.resource_version
+    log_before = len(op.log.read_text(errors="replace"))
+
+    os.kill(op.proc.pid, signal.SIGSTOP)
+    try:
+        await custom.delete_namespaced_custom_object(
+            GROUP, VERSION, "fw-owner", "kubeconfigrequests", "gone"
+        )
+        await rbac.delete_namespaced_role_binding("kubenova:tenant-owner", "fw-apps")
+        revision = await asyncio.to_thread(plane.compact_etcd)
+        await asyncio.to_thread(plane.restart, "kube-apiserver", kill=True)
+        assert await _patiently(lambda: _answered_gone(api, before)), (
+            f"a watch from resourceVersion {before} (etcd compacted at {revision}) "
+            "was not answered 410 Gone"
+        )
+    finally:
+        os.kill(op.proc.pid, signal.SIGCONT)
+
+    async def healed() -> bool:
+        await rbac.read_namespaced_role_binding("kubenova:tenant-owner", "fw-apps")
+        return not await bound()
+
+    await eventually(lambda: _patiently(healed), deadline=90, interval=1, what="relisted")
+    log = op.log.read_text(errors="replace")[log_before:]
+    assert "Restarting the watch-stream" in log  # kopf's answer to a 410
+    assert "re-listed (a watch restarted); relisting everything" in log
+    assert "KubeConfigRequest fw-owner/gone was deleted unseen" in log
+    await watch_until(api, "tenants", "fw", ready_at_generation)
 
 
 # --- two replicas -------------------------------------------------------------------
