@@ -381,9 +381,11 @@ async def _build(
         delete_namespaces_of={i.name for i in inputs if i.spec.deletion_policy == "Delete"},
         last_desired=context.stores.last_desired.get(name),
     )
+    previous_desired = context.stores.last_desired.get(name) or {}
     context.stores.last_desired[name] = desired_digests(desired)
     failures = Failures()
     await _execute(context, changes, admitted, failures, name)
+    _forget_unwritten(context.stores.last_desired[name], previous_desired, changes, failures)
     if changes.drifted:
         _report_drift(body, changes.drifted, healed=not report_only and not failures.terminal)
 
@@ -429,6 +431,21 @@ async def _build(
     if any(o.reason == "NamespaceTerminating" for o in everything):
         return TERMINATING_RECHECK_SECONDS
     return None
+
+
+def _forget_unwritten(
+    remembered: dict[Key, str], previous: dict[Key, str], changes: Changes, failures: Failures
+) -> None:
+    """What a pass with failures meant to write but may not have (an API server
+    restarting): the next pass must see it as a change still to make, not as drift."""
+    if not (failures.transient or failures.terminal):
+        return
+    for obj in changes.apply:
+        key = object_key(obj)
+        if key in previous:
+            remembered[key] = previous[key]
+        else:
+            remembered.pop(key, None)
 
 
 def _project_outcome(decision: Decision, failures: Failures, waiting: set[str]) -> Outcome:
