@@ -649,4 +649,12 @@ async def request_changed(body: dict[str, Any], memo: kopf.Memo, **_: Any) -> fl
     """Issue, rotate or revoke. The returned delay (until the token's renewal point, or
     until a request waiting for something is looked at again) is when its queue runs
     the next pass: rotation needs no timer of kopf's, and so no finalizer."""
-    return await reconcile_request(context_of(memo), dict(body))
+    context = context_of(memo)
+    meta = body["metadata"]
+    # The newest copy: the store also holds what this operator's own status writes
+    # returned, which the watch may not have delivered yet (a pass on an older copy
+    # would issue a token twice).
+    latest = context.stores.parents.get(("KubeConfigRequest", meta["namespace"], meta["name"]))
+    if latest is None or latest["metadata"].get("uid") != meta.get("uid"):
+        latest = body
+    return await reconcile_request(context, dict(latest))
