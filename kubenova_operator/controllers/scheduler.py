@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 # A listing event (type None) of a kind that saw none for this long starts a new
 # listing: kopf re-listed it.
-RELISTED_AFTER_QUIET_SECONDS = 20.0
+RELISTED_AFTER_QUIET_SECONDS = 10.0
 RELIST_SOON_SECONDS = 2.0
 LEADERSHIP_POLL_SECONDS = 0.2
 

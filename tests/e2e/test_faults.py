@@ -464,6 +464,19 @@ async def _answered_gone(api: client.ApiClient, resource_version: str) -> bool:
     return False
 
 
+async def _delete(call: Callable[[], Awaitable[Any]]) -> None:
+    """Delete something, riding out an API server that has just restarted."""
+
+    async def attempt() -> bool:
+        try:
+            await call()
+        except ApiException as exc:
+            return exc.status == 404
+        return True
+
+    await eventually(partial(_patiently, attempt), deadline=60, what="a deletion")
+
+
 async def test_watch_expiry_is_recovered_with_a_relist(
     plane: LocalControlPlane, faulty: tuple[OperatorProcess, client.ApiClient]
 ) -> None:
@@ -499,12 +512,24 @@ async def test_watch_expiry_is_recovered_with_a_relist(
 
     os.kill(op.proc.pid, signal.SIGSTOP)
     try:
-        await custom.delete_namespaced_custom_object(
-            GROUP, VERSION, "fw-owner", "kubeconfigrequests", "gone"
-        )
-        await rbac.delete_namespaced_role_binding("kubenova:tenant-owner", "fw-apps")
-        revision = await asyncio.to_thread(plane.compact_etcd)
+        # The restart cuts the operator's watches first, so nothing about what follows
+        # is already in flight to it.
         await asyncio.to_thread(plane.restart, "kube-apiserver", kill=True)
+
+        await _delete(
+            partial(
+                custom.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                "fw-owner",
+                "kubeconfigrequests",
+                "gone",
+            )
+        )
+        await _delete(
+            partial(rbac.delete_namespaced_role_binding, "kubenova:tenant-owner", "fw-apps")
+        )
+        revision = await asyncio.to_thread(plane.compact_etcd)
         assert await _patiently(lambda: _answered_gone(api, before)), (
             f"a watch from resourceVersion {before} (etcd compacted at {revision}) "
             "was not answered 410 Gone"
