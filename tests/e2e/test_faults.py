@@ -29,7 +29,7 @@ import yaml
 from kubenova_e2e.build import REPO
 from kubenova_e2e.controlplane import LocalControlPlane
 from kubenova_e2e.platform import OPERATOR_NAMESPACE, OperatorProcess, install_platform
-from kubernetes_asyncio import client, watch
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubenova_operator.credentials.tokens import binding_secret_name
@@ -448,20 +448,23 @@ async def test_etcd_restart_during_a_build(
 
 
 async def _answered_gone(api: client.ApiClient, resource_version: str) -> bool:
-    """Whether a watch of namespaces resuming at `resource_version` is answered 410."""
-    stream = watch.Watch()
+    """Whether a watch of namespaces resuming at `resource_version` is answered 410
+    Gone (an HTTP 410, or an ERROR event with code 410)."""
     try:
-        async with stream.stream(
-            client.CoreV1Api(api).list_namespace,
+        response: Any = await client.CoreV1Api(api).list_namespace(
+            watch=True,
             resource_version=resource_version,
             timeout_seconds=2,
-        ) as events:
-            async for event in events:
-                if event["type"] == "ERROR" and event["raw_object"].get("code") == 410:
-                    return True
+            _preload_content=False,
+        )
     except ApiException as exc:
         return exc.status == 410
-    return False
+    async with response:
+        first = (await response.content.readline()).decode()
+    if not first:
+        return False
+    event = json.loads(first)
+    return bool(event.get("type") == "ERROR" and event.get("object", {}).get("code") == 410)
 
 
 async def _delete(call: Callable[[], Awaitable[Any]]) -> None:
@@ -530,10 +533,7 @@ async def test_watch_expiry_is_recovered_with_a_relist(
             partial(rbac.delete_namespaced_role_binding, "kubenova:tenant-owner", "fw-apps")
         )
         revision = await asyncio.to_thread(plane.compact_etcd)
-        assert await _patiently(lambda: _answered_gone(api, before)), (
-            f"a watch from resourceVersion {before} (etcd compacted at {revision}) "
-            "was not answered 410 Gone"
-        )
+        gone = await _patiently(lambda: _answered_gone(api, before))
     finally:
         os.kill(op.proc.pid, signal.SIGCONT)
 
@@ -546,6 +546,10 @@ async def test_watch_expiry_is_recovered_with_a_relist(
     assert "Restarting the watch-stream" in log  # kopf's answer to a 410
     assert "re-listed (a watch restarted); relisting everything" in log
     assert "KubeConfigRequest fw-owner/gone was deleted unseen" in log
+    assert gone, (
+        f"a watch from resourceVersion {before} (etcd compacted at {revision}) was not "
+        "answered 410 Gone"
+    )
     await watch_until(api, "tenants", "fw", ready_at_generation)
 
 
