@@ -40,7 +40,6 @@ async def observe_child(context: Context, event: kopf.RawEvent, body: dict[str, 
     meta = body.get("metadata", {})
     labels = meta.get("labels") or {}
     key = (body.get("kind", ""), meta.get("namespace") or "", meta.get("name", ""))
-    context.scheduler.listing(key[0], event.get("type"))
     previous = context.stores.children.get(key)
     if event.get("type") == "DELETED":
         # A late event about an object since re-created (a heal) must not remove the

@@ -14,11 +14,9 @@ passes:
   pass returns, which its queue turns into the next pass (controllers/queue.py, the one
   place that decides when a key is looked at again, retries included).
 
-It also notices when kopf re-lists a kind (after its watch was answered 410 Gone,
-its resourceVersion too old, e.g. after etcd compacted it): kopf then replays every
-object as a listing event but says nothing of the ones deleted meanwhile, so the
-relists run a couple of seconds later, as an informer's relist would, instead of at
-the next relist period.
+A watch answered 410 Gone (its resourceVersion too old, e.g. after etcd compacted it)
+makes kopf list the kind afresh, which reports no deletion that happened meanwhile: the
+relists are what forget those, within one relist period.
 
 Nothing here retries: a pass that fails is the queue's to retry.
 """
@@ -35,10 +33,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# A listing event (type None) of a kind that saw none for this long starts a new
-# listing: kopf re-listed it.
-RELISTED_AFTER_QUIET_SECONDS = 10.0
-RELIST_SOON_SECONDS = 2.0
 LEADERSHIP_POLL_SECONDS = 0.2
 
 Periodic = Callable[["Context"], None]
@@ -49,11 +43,6 @@ class Scheduler:
     def __init__(self) -> None:
         self._deadlines: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._task: asyncio.Task[None] | None = None
-        self._relists: list[Relist] = []
-        self._context: Context | None = None
-        self._last_listing: dict[str, float] = {}
-        self._relisting: set[asyncio.Task[None]] = set()
-        self.early_relists = 0  # how often a re-listing by kopf brought the relists forward
         self.took_over: float | None = None  # when a standby started leading (loop time)
 
     # --- one-shot deadlines ---------------------------------------------------------
@@ -91,31 +80,10 @@ class Scheduler:
     ) -> None:
         """Start the periodic loop once (later calls do nothing)."""
         if self._task is None:
-            self._context, self._relists = context, relists
             self._task = asyncio.create_task(self._forever(context, resyncs, relists))
 
-    def listing(self, kind: str, event_type: str | None) -> None:
-        """Called with every watch event: a listing event (type None) after a quiet
-        spell means kopf re-listed `kind`; the relists run soon."""
-        if event_type is not None:
-            return
-        now = asyncio.get_running_loop().time()
-        last = self._last_listing.get(kind)
-        self._last_listing[kind] = now
-        if last is not None and now - last > RELISTED_AFTER_QUIET_SECONDS:
-            logger.info("%s was re-listed (a watch restarted); relisting everything", kind)
-            self.early_relists += 1
-            self.at("relist", "", RELIST_SOON_SECONDS, self._relist_now)
-
-    def _relist_now(self) -> None:
-        if self._context is None:
-            return
-        task = asyncio.get_running_loop().create_task(self._run_relists(self._context))
-        self._relisting.add(task)
-        task.add_done_callback(self._relisting.discard)
-
-    async def _run_relists(self, context: Context) -> None:
-        for run in self._relists:
+    async def _run_relists(self, context: Context, relists: list[Relist]) -> None:
+        for run in relists:
             try:
                 await run(context)
             except Exception as exc:
@@ -138,7 +106,7 @@ class Scheduler:
                         submit(context)
                 if loop.time() - last_relist >= relist:
                     last_relist = loop.time()
-                    await self._run_relists(context)
+                    await self._run_relists(context, relists)
         finally:
             follower.cancel()
 

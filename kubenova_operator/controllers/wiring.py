@@ -106,7 +106,6 @@ async def observe_level(
     context: Context, controller: str, event: kopf.RawEvent, body: dict[str, Any]
 ) -> None:
     key = object_key(body)
-    context.scheduler.listing(controller, event.get("type"))
     seen = context.watched.setdefault(controller, {})
     queue = context.passes[controller]
     if event.get("type") == "DELETED":

@@ -11,7 +11,6 @@ import kopf
 import kubenova_operator.__main__  # noqa: F401 - registers every handler
 from kubenova_operator.config import get_settings
 from kubenova_operator.controllers import finalizers
-from kubenova_operator.controllers import scheduler as module
 from kubenova_operator.controllers.context import Context
 from kubenova_operator.controllers.queue import TenantQueue
 from kubenova_operator.controllers.scheduler import Scheduler
@@ -101,34 +100,3 @@ async def test_kopfs_old_finalizer_and_diffbase_are_removed_once() -> None:
     clean = {**body, "metadata": {"name": "t", "resourceVersion": "8", "finalizers": ["other"]}}
     assert not await finalizers.drop_kopf_leftovers(context, clean)
     assert len(kube.patches) == 1
-
-
-async def test_a_listing_after_a_quiet_spell_brings_the_relists_forward(
-    monkeypatch: Any,
-) -> None:
-    monkeypatch.setattr(module, "RELISTED_AFTER_QUIET_SECONDS", 0.05)
-    monkeypatch.setattr(module, "RELIST_SOON_SECONDS", 0.0)
-    ran: list[str] = []
-
-    async def relist(context: Any) -> None:
-        ran.append("relist")
-
-    context = Context(
-        kube=cast(Any, None),
-        settings=get_settings(),
-        queue=TenantQueue(_idle),
-        vela_queue=TenantQueue(_idle),
-    )
-    scheduler = context.scheduler
-    scheduler.start(context, [], [relist])
-    for _ in range(3):  # the first listing: a burst of events, no relist
-        scheduler.listing("RoleBinding", None)
-    scheduler.listing("RoleBinding", "MODIFIED")
-    await asyncio.sleep(0.01)
-    assert ran == [] and scheduler.early_relists == 0
-    await asyncio.sleep(0.1)
-    scheduler.listing("RoleBinding", None)  # kopf listed again (after a 410)
-    scheduler.listing("RoleBinding", None)
-    await asyncio.sleep(0.05)
-    assert ran == ["relist"] and scheduler.early_relists == 1
-    scheduler.stop()
