@@ -16,6 +16,7 @@ from typing import Any
 
 import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
 
 from ..api.common import API_VERSION
 from ..api.tenant import tenant_of_owner_namespace
@@ -99,12 +100,18 @@ async def _list_when_served(
     context: Context, api_version: str, kind: str, **selector: str
 ) -> list[dict[str, Any]]:
     """LIST, waiting out what a just-started API server or a just-installed CRD
-    answers for a few seconds (429 "storage is (re)initializing", 503)."""
+    answers for a few seconds (429 "storage is (re)initializing", 503, and discovery
+    not listing the CRDs' kinds yet: a restarted API server publishes them last)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + PRIME_PATIENCE_SECONDS
     while True:
         try:
             return await context.kube.list(api_version, kind, **selector)
+        except ResourceNotFoundError as exc:
+            if loop.time() > deadline:
+                raise
+            logger.info("listing %s: %s; trying again", kind, exc)
+            await asyncio.sleep(1.0)
         except ApiException as exc:
             if is_terminal(exc) or loop.time() > deadline:
                 raise
