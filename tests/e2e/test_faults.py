@@ -673,35 +673,42 @@ async def _ok(value: bool) -> bool:
 # `make chaos`: KUBENOVA_CHAOS_TENANTS=200 KUBENOVA_CHAOS_KILLS=20. The suite runs a
 # short version (8 tenants, 3 kills); both restart the API server once and etcd once.
 
-# What a restart may log with a traceback: the connection failing under it.
+# What a restart may log with a traceback: the connection failing under it, or the API
+# server answering that its etcd is gone (a 500/503 carrying etcd's or gRPC's words).
 CONNECTION_ERRORS = (
-    "ClientConnectorError",
-    "ServerDisconnectedError",
-    "ClientOSError",
-    "ClientPayloadError",
-    "Connection refused",
-    "ConnectionResetError",
-    "ConnectionRefusedError",
-    "ServerTimeoutError",
-    "TimeoutError",
+    "clientconnectorerror",
+    "serverdisconnectederror",
+    "clientoserror",
+    "clientpayloaderror",
+    "connection refused",
+    "connectionreseterror",
+    "connectionrefusederror",
+    "servertimeouterror",
+    "timeouterror",
     "etcdserver",
-    "Service Unavailable",
+    "code = unavailable",
+    "context deadline exceeded",
+    "service unavailable",
     "storage is (re)initializing",
+    "the request has been made before all known http paths have been installed",
 )
 
 
 def _tracebacks(log: str) -> tuple[int, list[str]]:
-    """(tracebacks caused by the restarts' connection errors, the others' last lines)."""
+    """(tracebacks caused by the restarts' connection errors, the others: their
+    exception line and the log line they came with)."""
     connection, other = 0, []
-    blocks = log.split("Traceback (most recent call last):")[1:]
-    for block in blocks:
+    pieces = log.split("Traceback (most recent call last):")
+    for before, block in zip(pieces, pieces[1:], strict=False):
         lines = block.splitlines()
         # The traceback ends at the first line that is not indented (its exception).
         tail = next((ln for ln in lines[1:] if ln and not ln.startswith(" ")), "")
-        if any(marker in block[:6000] for marker in CONNECTION_ERRORS):
+        context = before.rstrip().splitlines()[-1:] or [""]
+        text = (context[0] + block[:8000]).lower()
+        if any(marker in text for marker in CONNECTION_ERRORS):
             connection += 1
         else:
-            other.append(tail)
+            other.append(f"{tail} (after: {context[0][:300]}) {block[-1500:]}")
     return connection, other
 
 
