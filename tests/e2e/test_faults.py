@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import os
 import random
@@ -699,7 +700,7 @@ def _tracebacks(log: str) -> tuple[int, list[str]]:
     exception line and the log line they came with)."""
     connection, other = 0, []
     pieces = log.split("Traceback (most recent call last):")
-    for before, block in zip(pieces, pieces[1:], strict=False):
+    for before, block in itertools.pairwise(pieces):
         lines = block.splitlines()
         # The traceback ends at the first line that is not indented (its exception).
         tail = next((ln for ln in lines[1:] if ln and not ln.startswith(" ")), "")
