@@ -831,7 +831,8 @@ async def _token_works(cluster: Cluster, token: str, namespace: str) -> bool:
 async def test_uninstall_keeps_tenants_and_revokes_credentials(
     plane: LocalControlPlane, faulty: tuple[OperatorProcess, client.ApiClient]
 ) -> None:
-    """`kubectl delete -k manifests/` with tenants present (deletionPolicy Delete even):
+    """The documented uninstall (CRDs first, then `kubectl delete -k manifests/`) with
+    tenants present (deletionPolicy Delete even):
     nothing stays Terminating, the tenants' namespaces and workloads stay, and every
     token Kubenova issued stops working."""
     first, api = faulty
@@ -874,13 +875,26 @@ async def test_uninstall_keeps_tenants_and_revokes_credentials(
             client.V1ConfigMap(metadata=client.V1ObjectMeta(name="workload"), data={"keep": "me"}),
         )
 
+        # The documented uninstall (docs/uninstall.md): the CRDs first, while the
+        # operator runs (it lets go of every Tenant and Project), then the rest.
+        result = await asyncio.to_thread(
+            cluster.kubectl,
+            "delete",
+            "crd",
+            "-l",
+            "app.kubernetes.io/part-of=kubenova",
+            "--wait=true",
+            "--timeout=240s",
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
         result = await asyncio.to_thread(
             cluster.kubectl,
             "delete",
             "-k",
             str(REPO / "manifests"),
             "--wait=false",
-            # The e2e platform runs the operator as a process: no Deployment, its RBAC.
+            # The e2e platform runs the operator as a process: no Deployment.
             "--ignore-not-found",
             check=False,
         )
