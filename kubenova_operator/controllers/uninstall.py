@@ -20,7 +20,8 @@ from typing import Any
 
 import kopf
 
-from ..resources import labels as L
+from ..api.tenant import owner_namespace
+from ..credentials.tokens import binding_secret_name
 from .context import Context, context_of
 from .finalizers import release_finalizer
 
@@ -28,7 +29,6 @@ logger = logging.getLogger(__name__)
 
 # The CRD whose deletion means "Kubenova is being uninstalled".
 TENANT_CRD = "tenants.kubenova.io"
-REQUEST_LABEL = "kubenova.io/kubeconfig-request"
 
 
 @kopf.on.event(
@@ -74,9 +74,11 @@ async def let_go(
 
 
 async def revoke_credentials(context: Context, tenant: str) -> None:
-    """Delete the token-binding Secrets of the tenant's KubeConfigRequests: every token
-    bound to them is invalid from then on."""
-    selector = f"{L.MANAGED_SELECTOR},{L.TENANT}={tenant},{REQUEST_LABEL}"
-    for secret in await context.kube.list("v1", "Secret", label_selector=selector):
-        meta = secret["metadata"]
-        await context.kube.delete("v1", "Secret", meta["name"], meta["namespace"])
+    """Delete the token-binding Secrets of the tenant's KubeConfigRequests (by name,
+    from the store: the operator may not list Secrets): every token bound to them is
+    invalid from then on."""
+    namespace = owner_namespace(tenant)
+    for request in context.stores.parents.of_kind("KubeConfigRequest"):
+        meta = request["metadata"]
+        if meta.get("namespace") == namespace:
+            await context.kube.delete("v1", "Secret", binding_secret_name(meta["name"]), namespace)
