@@ -101,6 +101,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             await reconcile_velasync(context, key, triggers)
 
     async def capsulesync_pass(key: str, triggers: frozenset[str]) -> float | None:
+        if not context.leading.is_set():
+            return None
         return await reconcile_capsulesync(context, key, triggers)
 
     context = Context(

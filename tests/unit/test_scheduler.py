@@ -24,7 +24,7 @@ def test_kopf_only_watches() -> None:
     assert registry._changing.get_all_handlers() == []
     assert registry._spawning.get_all_handlers() == []
     assert registry._watching.get_all_handlers()
-    assert {level.controller for level in LEVEL_TRIGGERED} >= {"kubeconfigrequest", "capsulesync"}
+    assert "kubeconfigrequest" in {level.controller for level in LEVEL_TRIGGERED}
 
 
 def _body(uid: str = "u1", generation: int = 1, **meta: Any) -> dict[str, Any]:
@@ -72,6 +72,7 @@ async def test_kopfs_old_finalizer_and_diffbase_are_removed_once() -> None:
         settings=get_settings(),
         queue=TenantQueue(_idle),
         vela_queue=TenantQueue(_idle),
+        capsule_queue=TenantQueue(_idle),
     )
     body: dict[str, Any] = {
         "apiVersion": "kubenova.io/v1alpha1",
