@@ -50,6 +50,7 @@ from . import events
 from .children import RESYNCS
 from .conditions import condition
 from .context import Context, context_of
+from .finalizers import drop_kopf_leftovers
 from .outcome import Outcome, render_conditions, status_patch, unchanged
 from .tenant import _short, tenant_key
 from .wiring import watched_as_child
@@ -348,6 +349,8 @@ async def capsulesync_event(
     name = body.get("metadata", {}).get("name", "")
     if event.get("type") == "DELETED":
         return
+    if await drop_kopf_leftovers(context, dict(body)):
+        return  # kopf's finalizer of earlier releases removed; its own event follows
     status = body.get("status") or {}
     if status.get("observedGeneration") == body.get("metadata", {}).get("generation") and status:
         return  # our own status write: nothing new to act on
