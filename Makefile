@@ -9,7 +9,7 @@ VENV ?= $(KUBENOVA_CACHE)/venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: deps run test lint unit e2e fuzz crds controlplane image bench clean-cache
+.PHONY: deps run test lint unit e2e fuzz chaos crds controlplane image bench clean-cache
 
 $(STAMP): pyproject.toml
 	@mkdir -p $(KUBENOVA_CACHE)
@@ -49,6 +49,13 @@ e2e: controlplane
 fuzz: controlplane
 	KUBENOVA_FUZZ_EXAMPLES=$${KUBENOVA_FUZZ_EXAMPLES:-1000} \
 	  $(PY) -m pytest -p no:cacheprovider -ra -s tests/e2e/test_fuzz.py
+
+# Faults at scale: random kill -9 of the operator (KUBENOVA_CHAOS_KILLS), one API server
+# and one etcd restart, during a build of KUBENOVA_CHAOS_TENANTS tenants with a Project
+# and a KubeConfigRequest each (tests/e2e/test_faults.py; `make test` runs 8 and 3).
+chaos: controlplane
+	KUBENOVA_CHAOS_TENANTS=$${KUBENOVA_CHAOS_TENANTS:-200} KUBENOVA_CHAOS_KILLS=$${KUBENOVA_CHAOS_KILLS:-20} \
+	  $(PY) -m pytest -p no:cacheprovider -ra -s tests/e2e/test_faults.py -k test_chaos
 
 lint: deps
 	$(PY) -m ruff check .

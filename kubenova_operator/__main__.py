@@ -10,7 +10,6 @@ import asyncio
 import functools
 import logging
 import signal
-import sys
 from typing import Any
 
 import kopf
@@ -27,10 +26,11 @@ from .controllers.kubeconfigrequest import mint
 from .controllers.queue import TenantQueue
 from .controllers.tenant import reconcile_tenant
 from .controllers.velasync import reconcile_velasync
+from .controllers.wiring import build_level_queues
 from .integrations import CAPSULE, KUBEVELA
 from .kube.client import Kube, in_cluster, load_configuration, service_account_login
 from .kube.kinds import REGISTRY
-from .observability.health import Leadership, start_health_server
+from .observability.health import Leadership, Serving, start_health_server
 from .observability.logs import configure_logging
 from .observability.metrics import serve_metrics
 from .observability.tracing import configure_tracing
@@ -57,13 +57,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     """Set kopf up, and build the one Context every handler reaches through kopf's
     memo (`memo.context`, read with controllers/context.py `context_of`)."""
     own = get_settings()
-    # Progress and the last-handled spec go to annotations under our own prefix, so
-    # nothing kopf-specific lands in status (the CRD schemas would prune it).
-    settings.persistence.finalizer = "kubenova.io/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubenova.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="kubenova.io", key="last-handled-configuration"
-    )
+    # kopf only watches: every handler is an on.event handler, so kopf keeps no
+    # progress or last-handled annotations and puts no finalizer of its own on anything
+    # (earlier releases' leftovers are removed: controllers/finalizers.py). Passes run
+    # in Kubenova's queues, time-driven work in its scheduler.
     # Leader election is ours (a Lease); kopf's peering objects are not needed.
     settings.peering.standalone = True
     settings.peering.mandatory = False
@@ -86,17 +83,26 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Capsule Tenants: only Kubenova's (controllers/capsulesync.py).
     settings.watching.label_selectors["capsule.clastix.io", "tenants"] = MANAGED_SELECTOR
     kube = await Kube.connect()
+    # Which replica wrote what is in the API server's audit log (userAgent).
+    kube.api.user_agent = f"kubenova-operator/{__version__} ({own.pod_name})"
     # The queues' work functions close over the Context that holds the queues (it is
     # assigned below, before any pass can run: a pass runs only once submitted).
     context: Context
 
+    # A standby's passes do nothing: the leader's do it, and once this replica leads,
+    # its scheduler gives every object a pass (controllers/scheduler.py).
     async def tenant_pass(name: str, triggers: frozenset[str]) -> float | None:
+        if not context.leading.is_set():
+            return None
         return await reconcile_tenant(context, name, triggers)
 
     async def velasync_pass(key: str, triggers: frozenset[str]) -> None:
-        await reconcile_velasync(context, key, triggers)
+        if context.leading.is_set():
+            await reconcile_velasync(context, key, triggers)
 
     async def capsulesync_pass(key: str, triggers: frozenset[str]) -> float | None:
+        if not context.leading.is_set():
+            return None
         return await reconcile_capsulesync(context, key, triggers)
 
     context = Context(
@@ -108,16 +114,32 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         kubevela=await kube.has_kind(KUBEVELA.api_version, KUBEVELA.kind),
     )
     context.capsule.installed = await kube.has_kind(CAPSULE.api_version, CAPSULE.kind)
+    build_level_queues(context)
+    # Shared with the leader election (run_with_leader_election); without it, set.
+    leading = getattr(memo, "leading", None)
+    if isinstance(leading, asyncio.Event):
+        context.leading = leading
+    else:
+        context.leading.set()
     memo.context = context
     await prime_stores(context)
     if own.shim_enabled:
         await start_shim(context)
-    logger.info("kubenova-operator %s started against %s", __version__, kube.host)
+    # Ready = able to serve: the stores are primed and the aggregated API is up (or
+    # disabled). Leading or not: every replica serves the API from its own stores.
+    Serving.set(context.shim is not None or not own.shim_enabled)
+    logger.info(
+        "kubenova-operator %s started against %s (%s)",
+        __version__,
+        kube.host,
+        "leader" if context.leading.is_set() else "standby until it holds the Lease",
+    )
 
 
 async def start_shim(context: Context) -> None:
-    """Serve the aggregated API and register it. Only the leader serves it: standby
-    replicas report not-ready on /readyz, so the Service routes to the leader."""
+    """Serve the aggregated API and register it, on every replica: each answers from
+    its own watch-fed stores, so the Service routes to all ready replicas and the API
+    group stays available across a failover or a rolling update."""
     shim = Shim(context.kube, context.settings, mint=functools.partial(mint, context))
     try:
         await shim.start()
@@ -132,8 +154,7 @@ async def start_shim(context: Context) -> None:
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     context = context_of(memo)
-    if context.relister is not None:
-        context.relister.cancel()
+    context.scheduler.stop()
     if context.shim is not None:
         if context.settings.shim_unregister_on_exit:
             await context.kube.delete("apiregistration.k8s.io/v1", "APIService", APISERVICE_NAME)
@@ -142,50 +163,65 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     del memo.context
 
 
-async def run_operator(settings: Settings, stop: asyncio.Event) -> None:
-    Leadership.set(True)
+async def run_operator(stop: asyncio.Event, leading: asyncio.Event) -> None:
+    """kopf: the watches, the stores, the aggregated API, on every replica; passes
+    only while `leading` is set."""
     try:
-        await kopf.operator(clusterwide=True, stop_flag=stop)
+        await kopf.operator(clusterwide=True, stop_flag=stop, memo=kopf.Memo(leading=leading))
     finally:
         Leadership.set(False)
+        Serving.set(False)
 
 
 async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> None:
-    """Run kopf only while holding the Lease; exit when it is lost, as
-    controller-runtime does, so the replacement starts clean."""
+    """Run kopf at once (a warm standby: its watches fill its stores and it serves the
+    aggregated API), and let its passes run only while it holds the Lease.
+
+    A leader that cannot renew the Lease within its renew deadline (10 s, shorter than
+    the 15 s Lease, so it stops before anyone else can start) goes back to standing by
+    and competes again: an API server or etcd outage makes every replica lose the
+    Lease, and exiting then (controller-runtime's way) would only add restarts and a
+    cold start to the outage."""
+    leading = asyncio.Event()
     async with client.ApiClient(await load_configuration()) as api:
         lock = LeaseLock(settings.lease_name, settings.namespace, settings.pod_name, api)
-        lease_lost = asyncio.Event()
 
         async def lead() -> None:
             logger.info("acquired leader lease %s/%s", settings.namespace, settings.lease_name)
-            await run_operator(settings, stop)
-            # kopf returns when told to stop (its own signal handlers or our flag).
-            stop.set()
+            Leadership.set(True)
+            leading.set()
 
         async def stopped() -> None:
+            leading.clear()
             Leadership.set(False)
-            lease_lost.set()
+            logger.error("lost the leader lease; standing by until it is free again")
 
-        election = leaderelection.LeaderElection(
-            electionconfig.Config(
-                lock,
-                lease_duration=15,
-                renew_deadline=10,
-                retry_period=2,
-                onstarted_leading=lead,
-                onstopped_leading=stopped,
-            )
-        )
-        task = asyncio.create_task(election.run())
-        waiters = {task, asyncio.create_task(stop.wait()), asyncio.create_task(lease_lost.wait())}
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        if lease_lost.is_set() and not stop.is_set():
-            logger.error("lost the leader lease; exiting so a fresh process takes over")
-            stop.set()
-            sys.exit(1)
-        for waiter in waiters:
-            waiter.cancel()
+        async def elect() -> None:
+            while True:
+                election = leaderelection.LeaderElection(
+                    electionconfig.Config(
+                        lock,
+                        lease_duration=settings.lease_seconds,
+                        renew_deadline=settings.lease_renew_seconds,
+                        retry_period=settings.lease_retry_seconds,
+                        onstarted_leading=lead,
+                        onstopped_leading=stopped,
+                    )
+                )
+                try:
+                    await election.run()
+                except Exception as exc:  # the API server unreachable, say: try again
+                    logger.warning("leader election: %s", exc)
+                    leading.clear()
+                    Leadership.set(False)
+                await asyncio.sleep(settings.lease_retry_seconds)
+
+        operator = asyncio.create_task(run_operator(stop, leading))
+        election = asyncio.create_task(elect())
+        await asyncio.wait({operator, election}, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        await asyncio.wait({operator}, timeout=30)
+        election.cancel()
 
 
 async def amain() -> None:
@@ -200,7 +236,10 @@ async def amain() -> None:
         if settings.leader_election:
             await run_with_leader_election(settings, stop)
         else:
-            await run_operator(settings, stop)
+            leading = asyncio.Event()
+            leading.set()
+            Leadership.set(True)
+            await run_operator(stop, leading)
     finally:
         await health.cleanup()
 

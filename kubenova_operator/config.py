@@ -25,6 +25,18 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     leader_election: bool = True
     lease_name: str = "kubenova-operator"
+    lease_seconds: int = Field(
+        default=15,
+        gt=0,
+        description="Leader Lease duration: a standby takes over this long after it last "
+        "saw the leader renew (the failover time after a crash).",
+    )
+    lease_renew_seconds: int = Field(
+        default=10, gt=0, description="A leader that cannot renew for this long stops."
+    )
+    lease_retry_seconds: int = Field(
+        default=2, gt=0, description="How often the Lease is renewed, or tried by a standby."
+    )
     resync_seconds: float = Field(
         default=60.0, gt=0, description="How often each parent re-checks its children."
     )
@@ -35,7 +47,10 @@ class Settings(BaseSettings):
         "event reported (the first time one resync period after start-up).",
     )
     credential_check_seconds: float = Field(
-        default=30.0, gt=0, description="How often KubeConfigRequests are checked for rotation."
+        default=30.0,
+        gt=0,
+        description="How soon a KubeConfigRequest waiting for something its tenant "
+        "builds (a ServiceAccount, a Project's namespaces) is looked at again.",
     )
     app_stuck_seconds: float = Field(
         default=600.0,

@@ -18,6 +18,7 @@ import atexit
 import base64
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -96,6 +97,8 @@ class LocalControlPlane:
         self.server = f"https://127.0.0.1:{self.api_port}"
         self.startup_seconds: float | None = None
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._args: dict[str, tuple[str, ...]] = {}
+        self.etcd_url = ""
         self._stopped = False
         atexit.register(self.stop)
 
@@ -163,6 +166,7 @@ class LocalControlPlane:
     # --- processes ---------------------------------------------------------------
 
     def _spawn(self, component: str, *args: str) -> None:
+        self._args[component] = args
         log = (self.workdir / f"{component}.log").open("ab")
         proc = subprocess.Popen(
             [str(self.binary), component, *args],
@@ -240,7 +244,8 @@ class LocalControlPlane:
             "--quota-backend-bytes=4294967296",
             "--log-level=warn",
         )
-        self._wait_ready("etcd", f"http://127.0.0.1:{etcd_port}/health", 30)
+        self.etcd_url = f"http://127.0.0.1:{etcd_port}"
+        self._wait_ready("etcd", f"{self.etcd_url}/health", 30)
         self._spawn(
             "kube-apiserver",
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
@@ -348,6 +353,45 @@ class LocalControlPlane:
                 proc.wait()
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def restart(self, component: str, *, kill: bool = True, down_seconds: float = 0.0) -> float:
+        """Stop one component (SIGKILL, or SIGTERM with `kill=False`), keep it down for
+        `down_seconds`, start it again with the same arguments (same ports, same data
+        directory) and wait until it is ready. Returns the seconds it was unavailable."""
+        index, proc = next((i, p) for i, (c, p) in enumerate(self._procs) if c == component)
+        started = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        proc.wait(timeout=30)
+        time.sleep(down_seconds)
+        self._procs.pop(index)
+        self._spawn(component, *self._args[component])
+        # Keep start order (stop() walks it backwards).
+        self._procs.insert(index, self._procs.pop())
+        if component == "etcd":
+            self._wait_ready("etcd", f"{self.etcd_url}/health", 60)
+        elif component == "kube-apiserver":
+            self._wait_ready("kube-apiserver", f"{self.server}/readyz", 90, self._admin_tls())
+        return time.monotonic() - started
+
+    def etcd(self, method: str, body: dict[str, object]) -> dict[str, object]:
+        """One call of etcd's v3 JSON gateway (`kv/range`, `kv/compaction`, ...)."""
+        request = urllib.request.Request(
+            f"{self.etcd_url}/v3/{method}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return dict(json.loads(response.read()))
+
+    def compact_etcd(self) -> int:
+        """Compact etcd at its current revision (physically): every older
+        resourceVersion is gone, so a watch resuming from one is answered 410 Gone.
+        Returns the revision."""
+        header = self.etcd("kv/range", {"key": "AA==", "limit": 1})["header"]
+        revision = int(header["revision"])  # type: ignore[index]
+        self.etcd("kv/compaction", {"revision": str(revision), "physical": True})
+        return revision
 
     def pids(self) -> list[int]:
         """The component processes' ids (each also leads its own process group)."""

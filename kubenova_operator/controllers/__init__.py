@@ -1,5 +1,13 @@
 """kopf handlers, one module per kind. Importing this package registers them."""
 
-from . import capsulesync, children, kubeconfigrequest, project, tenant, velasync
+from . import capsulesync, children, kubeconfigrequest, project, tenant, uninstall, velasync
 
-__all__ = ["capsulesync", "children", "kubeconfigrequest", "project", "tenant", "velasync"]
+__all__ = [
+    "capsulesync",
+    "children",
+    "kubeconfigrequest",
+    "project",
+    "tenant",
+    "uninstall",
+    "velasync",
+]

@@ -33,7 +33,6 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from ..api.capsulesync import CapsuleSyncStatus
 from ..api.common import API_VERSION, now
 from ..api.tenant import Tenant
-from ..config import get_settings
 from ..integrations import CAPSULE
 from ..observability.metrics import DRIFT_CORRECTIONS
 from ..resources import labels as L
@@ -48,8 +47,10 @@ from ..resources.capsule import (
     users_with,
 )
 from . import events
+from .children import RESYNCS
 from .conditions import condition
 from .context import Context, context_of
+from .finalizers import drop_kopf_leftovers
 from .outcome import Outcome, render_conditions, status_patch, unchanged
 from .tenant import _short, tenant_key
 from .wiring import watched_as_child
@@ -348,21 +349,22 @@ async def capsulesync_event(
     name = body.get("metadata", {}).get("name", "")
     if event.get("type") == "DELETED":
         return
+    if await drop_kopf_leftovers(context, dict(body)):
+        return  # kopf's finalizer of earlier releases removed; its own event follows
     status = body.get("status") or {}
     if status.get("observedGeneration") == body.get("metadata", {}).get("generation") and status:
         return  # our own status write: nothing new to act on
     context.capsule_queue.submit(name, "spec")
 
 
-@kopf.timer(
-    CAPSULESYNCS,
-    interval=get_settings().resync_seconds,
-    initial_delay=get_settings().resync_seconds,
-    id="capsulesync-resync",
-)
-async def capsulesync_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """The periodic re-check (discovery: Capsule installed or removed since)."""
-    context_of(memo).capsule_queue.submit(body["metadata"]["name"], "resync")
+def capsulesync_resync(context: Context) -> None:
+    """The periodic re-check (discovery: Capsule installed or removed since), from the
+    operator's scheduler: a kopf timer would put kopf's finalizer on every CapsuleSync."""
+    for sync in context.stores.children.of_kind("CapsuleSync"):
+        context.capsule_queue.submit(sync["metadata"]["name"], "resync")
+
+
+RESYNCS.append(capsulesync_resync)
 
 
 @kopf.on.event("capsule.clastix.io", "v1beta2", "tenants")

@@ -16,6 +16,7 @@ from typing import Any
 
 import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
 
 from ..api.common import API_VERSION
 from ..api.tenant import tenant_of_owner_namespace
@@ -99,12 +100,18 @@ async def _list_when_served(
     context: Context, api_version: str, kind: str, **selector: str
 ) -> list[dict[str, Any]]:
     """LIST, waiting out what a just-started API server or a just-installed CRD
-    answers for a few seconds (429 "storage is (re)initializing", 503)."""
+    answers for a few seconds (429 "storage is (re)initializing", 503, and discovery
+    not listing the CRDs' kinds yet: a restarted API server publishes them last)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + PRIME_PATIENCE_SECONDS
     while True:
         try:
             return await context.kube.list(api_version, kind, **selector)
+        except ResourceNotFoundError as exc:
+            if loop.time() > deadline:
+                raise
+            logger.info("listing %s: %s; trying again", kind, exc)
+            await asyncio.sleep(1.0)
         except ApiException as exc:
             if is_terminal(exc) or loop.time() > deadline:
                 raise
@@ -120,7 +127,10 @@ async def prime_stores(context: Context) -> None:
     the whole budget. Primed, the first pass after a restart finds everything in place
     and writes nothing.
     """
-    for kind in ("Tenant", "Project"):
+    # KubeConfigRequests too: a tenant's pass binds the identities of the live ones, and
+    # one that did not know them yet would unbind them (and prune their ServiceAccounts,
+    # which invalidates every token issued for them) until their watch events arrive.
+    for kind in ("Tenant", "Project", "KubeConfigRequest"):
         for obj in await _list_when_served(context, API_VERSION, kind):
             context.stores.parents.upsert({**obj, "kind": kind, "apiVersion": API_VERSION})
     for ns in await _list_when_served(context, "v1", "Namespace"):
@@ -177,40 +187,24 @@ async def relist_children(context: Context) -> None:
 
 
 def _start_relisting(context: Context) -> None:
-    """Start relist_forever once, from the first namespace event: the watches are
-    starting then, and a task started from a kopf handler can post Events (kopf's
-    posting queue lives in context variables that start-up handlers do not have)."""
-    if context.relister is None:
-        settings = context.settings
-        context.relister = asyncio.create_task(
-            relist_forever(context, settings.resync_seconds, settings.relist_seconds)
-        )
+    """Start the scheduler's periodic loop once, from the first namespace event: the
+    watches are starting then, and a task started from a kopf handler can post Events
+    (kopf's posting queue lives in context variables that start-up handlers do not
+    have)."""
+    context.scheduler.start(context, RESYNCS, RELISTS)
 
 
-# Everything kept from watches gets relisted; other controllers add theirs.
+def resync_tenants(context: Context) -> None:
+    """Every tenant gets a pass from the store (no API reads: it finds what events
+    could not, such as a quota's usage to sum)."""
+    for tenant in sorted(t["metadata"]["name"] for t in context.stores.parents.of_kind("Tenant")):
+        context.queue.submit(tenant, "timer")
+
+
+# What the scheduler runs every resync and every relist (controllers/scheduler.py);
+# other controllers add theirs.
+RESYNCS: list[Callable[[Context], None]] = [resync_tenants]
 RELISTS: list[Callable[[Context], Awaitable[None]]] = [relist_children]
-
-
-async def relist_forever(context: Context, resync: float, relist: float) -> None:
-    """The safety nets, on one clock: every `resync` seconds each tenant gets a pass
-    from the store (no API reads: it finds what events could not, such as a quota's
-    usage to sum); every `relist` seconds RELISTS run (the first after one `resync`,
-    when the watches have started)."""
-    last_relist = 0.0
-    loop = asyncio.get_running_loop()
-    while True:
-        await asyncio.sleep(resync)
-        for tenant in sorted(
-            t["metadata"]["name"] for t in context.stores.parents.of_kind("Tenant")
-        ):
-            context.queue.submit(tenant, "timer")
-        if loop.time() - last_relist >= relist:
-            last_relist = loop.time()
-            for run in RELISTS:
-                try:
-                    await run(context)
-                except Exception as exc:
-                    logger.warning("%s failed: %s", run.__name__, exc)
 
 
 def _register() -> None:

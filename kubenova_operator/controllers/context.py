@@ -20,6 +20,7 @@ from ..config import Settings
 from ..kube.client import Kube
 from ..kube.store import Stores
 from .queue import TenantQueue
+from .scheduler import Scheduler
 
 if TYPE_CHECKING:
     from ..shim.server import Shim
@@ -41,8 +42,6 @@ class CredentialState:
 class VelaState:
     """The VelaSync controller's bookkeeping (controllers/velasync.py)."""
 
-    # Pending re-checks for Applications that will count as stuck at a known time.
-    rechecks: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     # (revision number, limit) each Application's revisions were last checked at.
     checked: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     # The phases last exported per VelaSync, so a phase that empties is reset to 0.
@@ -76,8 +75,20 @@ class Context:
     # Whether the cluster serves KubeVela's kinds: checked at start-up and on every
     # VelaSync pass, so an installation is picked up without a restart.
     kubevela: bool = False
+    # Set while this replica holds the leader Lease (at once without leader election).
+    # Every replica watches and keeps its stores (and serves the aggregated API from
+    # them); only the leader's passes run and write (controllers/wiring.py, __main__).
+    leading: asyncio.Event = field(default_factory=asyncio.Event)
+    # The Tenant CRD is being deleted: Tenants and Projects are let go without
+    # teardown (controllers/uninstall.py).
+    uninstalling: bool = False
     shim: Shim | None = None  # the aggregated API server, when it runs
-    relister: asyncio.Task[None] | None = None  # controllers/children.py relist_forever
+    # The one clock: resyncs, relists, stuck-Application deadlines (controllers/scheduler.py).
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    # The level-triggered kinds (controllers/wiring.py): one queue per controller, and
+    # the objects their watches saw, by controller and "<namespace>/<name>".
+    passes: dict[str, TenantQueue] = field(default_factory=dict)
+    watched: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     stores: Stores = field(default_factory=Stores)  # kube/store.py: what the watches saw
     credentials: CredentialState = field(default_factory=CredentialState)
     vela: VelaState = field(default_factory=VelaState)

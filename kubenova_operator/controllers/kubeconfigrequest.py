@@ -8,6 +8,7 @@ carries one.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -25,7 +26,6 @@ from ..api.kubeconfigrequest import (
 )
 from ..api.project import Project, project_namespaces
 from ..api.tenant import Tenant, apps_namespace, owner_namespace, tenant_of_owner_namespace
-from ..config import get_settings
 from ..credentials.errors import CredentialRefused
 from ..credentials.kubeconfig import render_kubeconfig
 from ..credentials.rotation import issue_reason, renew_at, seconds_until
@@ -38,6 +38,7 @@ from ..credentials.tokens import (
     binding_secret_name,
     request_token,
 )
+from ..kube.store import list_started
 from ..observability.metrics import (
     CREDENTIAL_EXPIRY,
     REVOCATION_SECONDS,
@@ -45,16 +46,17 @@ from ..observability.metrics import (
     TOKENS_REVOKED,
     set_credentials,
 )
-from ..observability.reconcile import reconciler
 from ..resources import labels as L
 from ..resources.credentials import live
 from . import events
+from .children import RELISTS
 from .conditions import find
 from .context import Context, context_of
 from .outcome import Outcome, render_conditions, status_patch, unchanged
 from .tenant import proxy_endpoint, tenant_key
 from .wiring import level_triggered, watched_as_child
 
+logger = logging.getLogger(__name__)
 KCRS = "kubeconfigrequests.v1alpha1.kubenova.io"
 # Per-request locks and token expiries are the Context's `credentials`
 # (controllers/context.py CredentialState).
@@ -63,7 +65,7 @@ KCRS = "kubeconfigrequests.v1alpha1.kubenova.io"
 class Refused(CredentialRefused):
     """The request cannot be served as it is: Stalled with this reason (a human has to
     change the request or its tenant), or, `waiting`, Reconciling (something it needs
-    is still being built; the rotation timer looks again)."""
+    is still being built; its queue looks again after KUBENOVA_CREDENTIAL_CHECK_SECONDS)."""
 
     def __init__(self, reason: str, message: str, *, waiting: bool = False) -> None:
         super().__init__(reason, message)
@@ -215,7 +217,7 @@ async def _new_kubeconfig(
         )
     except ServiceAccountNotFound as missing:
         # Its tenant's pass creates it (or it is being torn down with the tenant):
-        # reported, and retried by the rotation timer.
+        # reported, and looked at again by its queue (a waiting refusal).
         raise Refused(
             "ServiceAccountNotFound",
             f"{missing}; the kubeconfig is issued once it does",
@@ -296,7 +298,8 @@ async def reconcile_request(context: Context, body: dict[str, Any]) -> float | N
             return await _issue_if_due(context, body, request, tenant, tenant_name)
         except Refused as refused:
             await _write_status(context, body, old, request.status, refused.outcome())
-            return None
+            # Waiting for something its tenant's pass builds: look again soon.
+            return context.settings.credential_check_seconds if refused.waiting else None
 
 
 async def _issue_if_due(
@@ -616,21 +619,42 @@ def record_credentials(context: Context, tenant: str) -> None:
     set_credentials(tenant, counts)
 
 
+async def relist_requests(context: Context) -> None:
+    """Forget requests a fresh LIST no longer has (deleted while no watch ran, e.g.
+    across kopf's re-listing after a 410, which reports no deletions): their tenants'
+    passes unbind their identities."""
+    started = list_started()
+    listed = await context.kube.list(API_VERSION, "KubeConfigRequest")
+    keys = {
+        ("KubeConfigRequest", o["metadata"]["namespace"], o["metadata"]["name"]) for o in listed
+    }
+    for key in context.stores.parents.stale("KubeConfigRequest", keys, before=started):
+        logger.info("KubeConfigRequest %s/%s was deleted unseen; forgetting it", key[1], key[2])
+        context.stores.parents.remove(key)
+        context.credentials.locks.pop((key[1], key[2]), None)
+        context.credentials.expiries.pop((key[1], key[2]), None)
+        tenant = tenant_of_owner_namespace(key[1])
+        if tenant and context.stores.parents.get(tenant_key(tenant)) is not None:
+            context.queue.submit(tenant, "credential")
+
+
+RELISTS.append(relist_requests)
+
 # Tenant-default requests are children of their Tenant (healed like any other).
 watched_as_child(KCRS, "KubeConfigRequest")
 
 
-@level_triggered(KCRS, "kubeconfigrequest")
-async def request_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await reconcile_request(context_of(memo), dict(body))
-
-
-@kopf.timer(
-    KCRS,
-    interval=get_settings().credential_check_seconds,
-    initial_delay=get_settings().credential_check_seconds,
-)
-@reconciler("kubeconfigrequest-rotation")
-async def request_rotation(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Re-issues tokens whose renewal point has passed (and retries refused ones)."""
-    await reconcile_request(context_of(memo), dict(body))
+@level_triggered(KCRS, "kubeconfigrequest", resync=True)
+async def request_changed(body: dict[str, Any], memo: kopf.Memo, **_: Any) -> float | None:
+    """Issue, rotate or revoke. The returned delay (until the token's renewal point, or
+    until a request waiting for something is looked at again) is when its queue runs
+    the next pass: rotation needs no timer of kopf's, and so no finalizer."""
+    context = context_of(memo)
+    meta = body["metadata"]
+    # The newest copy: the store also holds what this operator's own status writes
+    # returned, which the watch may not have delivered yet (a pass on an older copy
+    # would issue a token twice).
+    latest = context.stores.parents.get(("KubeConfigRequest", meta["namespace"], meta["name"]))
+    if latest is None or latest["metadata"].get("uid") != meta.get("uid"):
+        latest = body
+    return await reconcile_request(context, dict(latest))

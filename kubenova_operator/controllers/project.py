@@ -52,6 +52,8 @@ async def project_event(
         context.queue.submit(tenant, trigger_of(previous, current))
         return
     # Not in any tenant's owner namespace: no tenant pass will ever look at it.
+    if not context.leading.is_set():
+        return  # only the leader writes (it saw this event too)
     if current["metadata"].get("deletionTimestamp"):
         await release_finalizer(context, current)
         return

@@ -61,6 +61,7 @@ from .context import Context, context_of
 from .finalizers import ensure_finalizer, release_finalizer
 from .outcome import Outcome, is_terminal, render_conditions, status_patch, unchanged
 from .teardown import teardown_project, teardown_tenant
+from .uninstall import let_go
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +244,9 @@ async def reconcile_tenant(context: Context, name: str, triggers: frozenset[str]
     to look again (None: at the next event)."""
     body = context.stores.parents.get(tenant_key(name))
     project_bodies = projects_in(context, name)
+    if context.uninstalling:
+        await let_go(context, name, body, project_bodies)
+        return None
     if body is None:
         await _without_tenant(context, name, project_bodies)
         return None
@@ -377,9 +381,11 @@ async def _build(
         delete_namespaces_of={i.name for i in inputs if i.spec.deletion_policy == "Delete"},
         last_desired=context.stores.last_desired.get(name),
     )
+    previous_desired = context.stores.last_desired.get(name) or {}
     context.stores.last_desired[name] = desired_digests(desired)
     failures = Failures()
     await _execute(context, changes, admitted, failures, name)
+    _forget_unwritten(context.stores.last_desired[name], previous_desired, changes, failures)
     if changes.drifted:
         _report_drift(body, changes.drifted, healed=not report_only and not failures.terminal)
 
@@ -425,6 +431,21 @@ async def _build(
     if any(o.reason == "NamespaceTerminating" for o in everything):
         return TERMINATING_RECHECK_SECONDS
     return None
+
+
+def _forget_unwritten(
+    remembered: dict[Key, str], previous: dict[Key, str], changes: Changes, failures: Failures
+) -> None:
+    """What a pass with failures meant to write but may not have (an API server
+    restarting): the next pass must see it as a change still to make, not as drift."""
+    if not (failures.transient or failures.terminal):
+        return
+    for obj in changes.apply:
+        key = object_key(obj)
+        if key in previous:
+            remembered[key] = previous[key]
+        else:
+            remembered.pop(key, None)
 
 
 def _project_outcome(decision: Decision, failures: Failures, waiting: set[str]) -> Outcome:

@@ -13,7 +13,6 @@ status, and tells people about transitions with Events.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -41,12 +40,13 @@ from ..kube.store import created_before, list_started
 from ..observability.metrics import APPLICATIONS_BY_PHASE
 from ..resources import labels as L
 from . import events
-from .children import RELISTS, observe_child
+from .children import RELISTS, RESYNCS, observe_child
 from .conditions import condition
 from .context import Context, context_of
+from .finalizers import drop_kopf_leftovers
 from .outcome import Outcome, render_conditions, status_patch, unchanged
 from .tenant import tenant_key
-from .wiring import level_triggered
+from .wiring import wants_pass
 
 logger = logging.getLogger(__name__)
 
@@ -108,19 +108,14 @@ def _schedule_recheck(context: Context, key: str, namespaces: list[str]) -> None
             started = parse_time((status.get("workflow") or {}).get("startTime"))
             if status.get("status") == PHASE_RUNNING_WORKFLOW and started is not None:
                 deadlines.append(started + stuck_after)
-    old = context.vela.rechecks.pop(key, None)
-    if old is not None:
-        old.cancel()
     future = [d for d in deadlines if d > now()]
     if not future:
+        context.scheduler.cancel("stuck-check", key)
         return
     delay = (min(future) - now()).total_seconds() + 1
-
-    def fire() -> None:
-        context.vela.rechecks.pop(key, None)
-        context.vela_queue.submit(key, "stuck-check")
-
-    context.vela.rechecks[key] = asyncio.get_running_loop().call_later(delay, fire)
+    context.scheduler.at(
+        "stuck-check", key, delay, lambda: context.vela_queue.submit(key, "stuck-check")
+    )
 
 
 def _export(context: Context, key: str, summaries: list[ApplicationSummary], project: str) -> None:
@@ -178,6 +173,8 @@ async def reconcile_velasync(context: Context, key: str, triggers: frozenset[str
     body = context.stores.children.get(("VelaSync", namespace, name))
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
+    if await drop_kopf_leftovers(context, {**body, "apiVersion": API_VERSION, "kind": "VelaSync"}):
+        return  # (a replica that just took over: what the event path missed)
     kube = context.kube
     if triggers <= WATCH_TRIGGERS and context.kubevela:
         # Application events come only while KubeVela is served: no discovery needed.
@@ -354,30 +351,41 @@ RELISTS.append(relist_applications)
 # --- kopf wiring -------------------------------------------------------------------
 
 
+def resync_velasyncs(context: Context) -> None:
+    for body in context.stores.children.of_kind("VelaSync"):
+        meta = body["metadata"]
+        context.vela_queue.submit(velasync_key(meta["namespace"], meta["name"]), "resync")
+
+
+RESYNCS.append(resync_velasyncs)
+
+
 @kopf.on.event(VELASYNCS)
 async def velasync_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Kept in the store (a child of its Project: a deleted one is rebuilt by the
+    tenant's pass); a new VelaSync or a spec change gets a pass, and the scheduler
+    resyncs every VelaSync."""
     context = context_of(memo)
-    # A child of its Project: a deleted one is rebuilt by the tenant's pass.
-    await observe_child(context, event, {**body, "kind": "VelaSync"})
     meta = body.get("metadata", {})
     key = velasync_key(meta.get("namespace", ""), meta.get("name", ""))
+    current = {**body, "kind": "VelaSync"}
+    if event.get("type") != "DELETED" and await drop_kopf_leftovers(context, current):
+        return  # the patch's own event follows
+    # What this controller saw last (the store's copy may already be the tenant pass's
+    # own write of it, which is not a pass of this controller).
+    seen = context.watched.setdefault("velasync", {})
+    previous = seen.get(key)
+    await observe_child(context, event, current)
     if event.get("type") == "DELETED":
-        handle = context.vela.rechecks.pop(key, None)
-        if handle is not None:
-            handle.cancel()
+        seen.pop(key, None)
+        context.scheduler.cancel("stuck-check", key)
         context.vela_queue.forget(key)
         for phase in context.vela.exported.pop(key, set()):
             APPLICATIONS_BY_PHASE.remove(meta.get("namespace", ""), meta.get("name", ""), phase)
-
-
-@level_triggered(VELASYNCS, "velasync", resync=True)
-async def velasync_changed(
-    body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
-) -> None:
-    assert namespace is not None  # VelaSyncs are namespaced
-    context = context_of(memo)
-    context.stores.children.upsert({**body, "kind": "VelaSync"})
-    await context.vela_queue.run(velasync_key(namespace, name), "resync")
+    else:
+        seen[key] = current
+        if wants_pass(previous, current):
+            context.vela_queue.submit(key, "spec")
 
 
 @kopf.on.event("core.oam.dev", "v1beta1", "applications")

@@ -1,37 +1,185 @@
-"""The two ways Kubenova's kinds are wired to kopf, written once."""
+"""The two ways Kubenova's kinds are wired to kopf, written once.
+
+kopf is only the watch machinery here: every handler is an `on.event` handler, so kopf
+writes nothing on the objects (no progress or last-handled annotations, no finalizer
+of its own). Passes run in Kubenova's queues (controllers/queue.py: coalescing and the
+one retry policy) and time-driven work in its scheduler (controllers/scheduler.py).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from ..config import get_settings
+from ..kube.store import created_before, list_started
 from ..observability.reconcile import reconciler
-from .children import observe_child
-from .context import context_of
+from .children import RELISTS, RESYNCS, observe_child
+from .context import Context, context_of
+from .finalizers import drop_kopf_leftovers
+from .queue import TenantQueue
 
+logger = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Level:
+    resource: str
+    controller: str
+    handler: Handler
+    resync: bool
+
+
+class LevelRegistry:
+    """Which controllers are level-triggered (filled at import, like kopf's registry)."""
+
+    def __init__(self) -> None:
+        self._levels: dict[str, Level] = {}
+
+    def add(self, level: Level) -> None:
+        self._levels[level.controller] = level
+
+    def __iter__(self) -> Iterator[Level]:
+        return iter(list(self._levels.values()))
+
+    def get(self, controller: str) -> Level:
+        return self._levels[controller]
+
+
+LEVEL_TRIGGERED = LevelRegistry()
+
+
+def object_key(body: dict[str, Any]) -> str:
+    meta = body.get("metadata", {})
+    return f"{meta.get('namespace') or ''}/{meta.get('name', '')}"
+
+
+def wants_pass(previous: dict[str, Any] | None, current: dict[str, Any]) -> bool:
+    """Whether a watch event asks for a pass: the object is new to the operator (or
+    re-created under its name) or its spec moved (generation). A status-only change,
+    most often the pass's own write, asks for nothing; an object being deleted needs
+    no pass (what it made is garbage-collected through ownerReferences)."""
+    meta = current.get("metadata", {})
+    if meta.get("deletionTimestamp"):
+        return False
+    if previous is None:
+        return True
+    before = previous.get("metadata", {})
+    return bool(
+        before.get("uid") != meta.get("uid") or before.get("generation") != meta.get("generation")
+    )
 
 
 def level_triggered(
     resource: str, controller: str, *, resync: bool = False
 ) -> Callable[[Handler], Handler]:
-    """Run the handler on resume, create and update of `resource` (and, with `resync`,
-    every KUBENOVA_RESYNC_SECONDS): it reconciles from the current state whatever the
-    cause, so a missed event costs nothing but a delay."""
+    """Run the handler when an object of `resource` is new to the operator or its spec
+    changed, and (with `resync`) every KUBENOVA_RESYNC_SECONDS from the store. It
+    reconciles from the current state whatever the cause, so a missed event costs
+    nothing but a delay. The handler may return seconds until its object needs another
+    look (e.g. a token's renewal point); its queue schedules that pass, and retries
+    one that raised, with backoff.
+
+    Called with `body`, `memo`, `namespace`, `name` and `triggers` keyword arguments.
+    """
 
     def register(fn: Handler) -> Handler:
         handler = reconciler(controller)(fn)
-        for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
-            on(resource)(handler)
-        if resync:
-            interval = get_settings().resync_seconds
-            kopf.timer(resource, interval=interval, initial_delay=interval)(handler)
+        LEVEL_TRIGGERED.add(Level(resource, controller, handler, resync))
+
+        async def level_event(
+            event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+        ) -> None:
+            await observe_level(context_of(memo), controller, event, dict(body))
+
+        kopf.on.event(resource, id=f"{controller}-pass")(level_event)
         return handler
 
     return register
+
+
+async def observe_level(
+    context: Context, controller: str, event: kopf.RawEvent, body: dict[str, Any]
+) -> None:
+    key = object_key(body)
+    seen = context.watched.setdefault(controller, {})
+    queue = context.passes[controller]
+    if event.get("type") == "DELETED":
+        seen.pop(key, None)
+        queue.forget(key)
+        return
+    if await drop_kopf_leftovers(context, body):
+        return  # the patch's own event follows, with the object as it is now
+    previous = seen.get(key)
+    seen[key] = body
+    if wants_pass(previous, body):
+        queue.submit(key, "spec")
+
+
+def build_level_queues(context: Context) -> None:
+    """One queue per level-triggered controller, its work bound to the Context."""
+    for level in LEVEL_TRIGGERED:
+        context.passes[level.controller] = TenantQueue(
+            _worker(context, level), what=level.controller
+        )
+
+
+def _worker(context: Context, level: Level) -> Callable[[str, frozenset[str]], Awaitable[Any]]:
+    async def work(key: str, triggers: frozenset[str]) -> float | None:
+        body = context.watched.get(level.controller, {}).get(key)
+        if not context.leading.is_set():
+            return None  # a standby: the leader's pass does it (and all, once this leads)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        if await drop_kopf_leftovers(context, body):
+            return None  # (a replica that just took over: what the event path missed)
+        namespace, name = key.split("/", 1)
+        memo = kopf.Memo()
+        memo.context = context
+        result = await level.handler(
+            body=body, memo=memo, namespace=namespace or None, name=name, triggers=triggers
+        )
+        if isinstance(result, int | float) and not isinstance(result, bool):
+            return float(result)
+        return None
+
+    return work
+
+
+def resync_level_triggered(context: Context) -> None:
+    for level in LEVEL_TRIGGERED:
+        if not level.resync:
+            continue
+        queue = context.passes.get(level.controller)
+        for key in sorted(context.watched.get(level.controller, {})):
+            if queue is not None:
+                queue.submit(key, "resync")
+
+
+async def relist_level_triggered(context: Context) -> None:
+    """Forget objects a fresh LIST no longer has (deleted while no watch ran: kopf's
+    re-listing after a 410 reports none of them)."""
+    for level in LEVEL_TRIGGERED:
+        seen = context.watched.get(level.controller, {})
+        if not seen:
+            continue
+        sample = next(iter(seen.values()))
+        started = list_started()
+        listed = await context.kube.list(sample["apiVersion"], sample["kind"])
+        keys = {object_key(o) for o in listed}
+        for key, body in list(seen.items()):
+            if key not in keys and created_before(body, started):
+                logger.info("%s %s was deleted unseen; forgetting it", level.controller, key)
+                seen.pop(key, None)
+                context.passes[level.controller].forget(key)
+
+
+RESYNCS.append(resync_level_triggered)
+RELISTS.append(relist_level_triggered)
 
 
 def watched_as_child(resource: str, kind: str) -> None:

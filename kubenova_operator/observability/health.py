@@ -1,8 +1,10 @@
 """/healthz and /readyz for the kubelet, served whether or not this replica leads.
 
-kopf's own liveness endpoint only exists while kopf runs, i.e. on the leader; a hot
-standby would fail its probe and be restarted forever. This endpoint answers on every
-replica: healthy means the event loop answers (and, on the leader, that kopf is up).
+Healthy means the event loop answers. Ready means able to serve: every replica runs
+kopf's watches, keeps its own stores and serves the aggregated API from them, leader
+or standby; only the leader's passes write. So /readyz does not depend on leadership,
+the Service routes the API group to every ready replica, and a rolling update or a
+failover never leaves it without a backend.
 """
 
 from __future__ import annotations
@@ -23,17 +25,26 @@ class Leadership:
         LEADER.set(1 if leading else 0)
 
 
+class Serving:
+    """Whether this replica's stores are primed and its aggregated API is up."""
+
+    ready = False
+
+    @classmethod
+    def set(cls, ready: bool) -> None:
+        cls.ready = ready
+
+
 async def start_health_server(address: str, port: int) -> web.AppRunner:
     async def healthz(_: web.Request) -> web.Response:
         role = "leader" if Leadership.leading else "standby"
         return web.json_response({"status": "ok", "role": role})
 
     async def readyz(_: web.Request) -> web.Response:
-        # Ready = serving: only the leader runs the aggregated API, so only it should
-        # be behind the Service. A standby stays alive (healthz) but not ready.
-        if Leadership.leading:
-            return web.json_response({"status": "ok", "role": "leader"})
-        return web.json_response({"status": "standby"}, status=503)
+        role = "leader" if Leadership.leading else "standby"
+        if Serving.ready:
+            return web.json_response({"status": "ok", "role": role})
+        return web.json_response({"status": "starting", "role": role}, status=503)
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)

@@ -44,3 +44,7 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     # event. Our own controllers log what matters; kopf's detail stays for DEBUG.
     if root.level > logging.DEBUG:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        # Except when a watch-stream starts, stops or restarts (a 410 Gone: its
+        # resourceVersion expired, and kopf lists afresh): rare, and what an operator's
+        # operator wants to see after an API server or etcd restart.
+        logging.getLogger("kopf._cogs.clients.watching").setLevel(logging.DEBUG)

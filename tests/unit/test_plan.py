@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubenova_operator.controllers.tenant import Failures, _forget_unwritten
 from kubenova_operator.kube.diff import object_key
-from kubenova_operator.kube.plan import desired_digests, plan_changes
+from kubenova_operator.kube.plan import Changes, desired_digests, plan_changes
 from kubenova_operator.resources import labels as L
 
 
@@ -76,3 +77,19 @@ def test_steady_state_writes_nothing_and_strays_are_pruned() -> None:
     changes = plan(want, [want[0], stray, held], last=want)
     assert not changes.apply and not changes.drifted
     assert [key for _, key in changes.prune] == [("RoleBinding", "t-apps", "old")]
+
+
+def test_a_pass_with_failures_does_not_remember_what_it_failed_to_write() -> None:
+    """An apply that failed (the API server restarting) stays a change to make: the
+    retry must not report it as drift."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"}}
+    new = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b", "namespace": "n"}}
+    key_a, key_b = ("ConfigMap", "n", "a"), ("ConfigMap", "n", "b")
+    remembered = {key_a: "new-a", key_b: "new-b"}
+    changes = Changes(apply=[cm, new])
+    _forget_unwritten(remembered, {key_a: "old-a"}, changes, Failures())
+    assert remembered == {key_a: "new-a", key_b: "new-b"}  # nothing failed: kept
+    failures = Failures()
+    failures.add(None, "ConfigMap n/a", TimeoutError())
+    _forget_unwritten(remembered, {key_a: "old-a"}, changes, failures)
+    assert remembered == {key_a: "old-a"}
