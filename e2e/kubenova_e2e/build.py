@@ -37,6 +37,7 @@ CAPSULE_PROXY_REQUIRES = (
     "github.com/projectcapsule/capsule@v0.14.0",
     "google.golang.org/genproto@v0.0.0-20260526163538-3dc84a4a5aaa",
 )
+ARGOLUA_MODULE = REPO / "e2e" / "argolua"
 # The module proxy serves KubeVela v1.10.1 and the forks its replace block names, but
 # the checksum database has no record of them; go.sum pins their hashes instead.
 # Capsule likewise (the proxy serves only its v0.14.0).
@@ -318,6 +319,12 @@ def capsule_proxy_binary() -> Path:
                 raise BuildError(f"{' '.join(cmd)} in {work} failed:\n{result.stderr[-3000:]}")
         _build(work, name, binary)
     return binary
+
+
+def argolua_binary() -> Path:
+    """Argo CD's Lua runtime (github.com/yuin/gopher-lua) running health scripts as Argo
+    CD does (see kubenova_e2e.argocd)."""
+    return ensure_binary(ARGOLUA_MODULE, "argolua")
 
 
 def module_dir(pinned_by: Path, path: str) -> Path:
