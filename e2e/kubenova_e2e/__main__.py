@@ -4,7 +4,7 @@ demo   build and start the control plane, install Kubenova, start the operator,
        apply examples/, start KubeVela and deploy an Application, show what it
        built, and keep running until Ctrl-C
 up     only the control plane (for developing against it)
-build  only build the binaries (control plane, vela-core, kwok, kstatus, argolua, helm,
+build  only build the binaries (control plane, vela-core, kwok, kstatus, argolua, Flux, helm,
        Capsule and, where its source is on the machine, capsule-proxy) and,
        where podman is installed, the operator image (e2e/kubenova_e2e/image.py)
 image  only the operator image, with podman (`make image`)
@@ -33,6 +33,7 @@ from .build import (
     capsule_binary,
     capsule_proxy_binary,
     controlplane_binary,
+    flux_binaries,
     helm_binary,
     kstatus_binary,
     kwok_binary,
@@ -295,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         argolua_binary,
     ):
         print(built())
+    for flux in flux_binaries():
+        print(flux)
     try:
         print(capsule_proxy_binary())
     except PeerSourceMissing as exc:

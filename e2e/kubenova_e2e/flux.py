@@ -65,7 +65,6 @@ class _Controller(Peer):
         self._spawn(
             [
                 str(binary),
-                f"--kubeconfig={self.kubeconfig}",
                 f"--health-addr=127.0.0.1:{self.health_port}",
                 f"--metrics-addr=127.0.0.1:{self.metrics_port}",
                 "--watch-all-namespaces=true",
@@ -74,7 +73,7 @@ class _Controller(Peer):
                 "--requeue-dependency=5s",
                 *self.extra_args(),
             ],
-            {"RUNTIME_NAMESPACE": FLUX_NAMESPACE},
+            {"RUNTIME_NAMESPACE": FLUX_NAMESPACE, "KUBECONFIG": str(self.kubeconfig)},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
