@@ -4,7 +4,7 @@ demo   build and start the control plane, install Kubenova, start the operator,
        apply examples/, start KubeVela and deploy an Application, show what it
        built, and keep running until Ctrl-C
 up     only the control plane (for developing against it)
-build  only build the binaries (control plane, vela-core, kwok, kstatus, helm,
+build  only build the binaries (control plane, vela-core, kwok, kstatus, argolua, Flux, helm,
        Capsule and, where its source is on the machine, capsule-proxy) and,
        where podman is installed, the operator image (e2e/kubenova_e2e/image.py)
 image  only the operator image, with podman (`make image`)
@@ -28,10 +28,12 @@ from . import image
 from .build import (
     REPO,
     PeerSourceMissing,
+    argolua_binary,
     cache_dir,
     capsule_binary,
     capsule_proxy_binary,
     controlplane_binary,
+    flux_binaries,
     helm_binary,
     kstatus_binary,
     kwok_binary,
@@ -269,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser(
         "build",
-        help="only build the binaries (the control plane, vela-core, kwok, kstatus, helm, "
+        help="only build the binaries (the control plane, vela-core, kwok, kstatus, argolua, helm, "
         "Capsule, capsule-proxy) and the operator image (with podman, where installed)",
     )
     sub.add_parser("image", help="only the operator image, with podman")
@@ -291,8 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         kstatus_binary,
         helm_binary,
         capsule_binary,
+        argolua_binary,
     ):
         print(built())
+    for flux in flux_binaries():
+        print(flux)
     try:
         print(capsule_proxy_binary())
     except PeerSourceMissing as exc:

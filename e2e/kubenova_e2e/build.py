@@ -37,6 +37,8 @@ CAPSULE_PROXY_REQUIRES = (
     "github.com/projectcapsule/capsule@v0.14.0",
     "google.golang.org/genproto@v0.0.0-20260526163538-3dc84a4a5aaa",
 )
+FLUX_MODULE = REPO / "e2e" / "flux"
+ARGOLUA_MODULE = REPO / "e2e" / "argolua"
 # The module proxy serves KubeVela v1.10.1 and the forks its replace block names, but
 # the checksum database has no record of them; go.sum pins their hashes instead.
 # Capsule likewise (the proxy serves only its v0.14.0).
@@ -318,6 +320,23 @@ def capsule_proxy_binary() -> Path:
                 raise BuildError(f"{' '.join(cmd)} in {work} failed:\n{result.stderr[-3000:]}")
         _build(work, name, binary)
     return binary
+
+
+def argolua_binary() -> Path:
+    """Argo CD's Lua runtime (github.com/yuin/gopher-lua) running health scripts as Argo
+    CD does (see kubenova_e2e.argocd)."""
+    return ensure_binary(ARGOLUA_MODULE, "argolua")
+
+
+def flux_binaries() -> tuple[Path, Path]:
+    """Flux's source-controller and kustomize-controller, from one module (e2e/flux) so
+    the second build reuses the first one's compiled Kubernetes libraries."""
+    return (
+        ensure_binary(FLUX_MODULE, "source-controller", "github.com/fluxcd/source-controller"),
+        ensure_binary(
+            FLUX_MODULE, "kustomize-controller", "github.com/fluxcd/kustomize-controller"
+        ),
+    )
 
 
 def module_dir(pinned_by: Path, path: str) -> Path:
