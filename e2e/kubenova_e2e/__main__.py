@@ -4,8 +4,8 @@ demo   build and start the control plane, install Kubenova, start the operator,
        apply examples/, start KubeVela and deploy an Application, show what it
        built, and keep running until Ctrl-C
 up     only the control plane (for developing against it)
-build  only build the binaries (control plane, vela-core, kwok, kstatus, helm) and,
-       where podman is installed, the operator image (e2e/kubenova_e2e/image.py)
+build  only build the binaries (control plane, vela-core, kwok, kstatus, helm, promtool)
+       and, where podman is installed, the operator image (e2e/kubenova_e2e/image.py)
 image  only the operator image, with podman (`make image`)
 """
 
@@ -31,6 +31,7 @@ from .build import (
     helm_binary,
     kstatus_binary,
     kwok_binary,
+    promtool_binary,
     vela_core_binary,
 )
 from .controlplane import ControlPlaneError, KubectlError, LocalControlPlane, kubectl
@@ -265,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser(
         "build",
-        help="only build the binaries (the control plane, vela-core, kwok, kstatus, helm) "
-        "and the operator image (with podman, where installed)",
+        help="only build the binaries (the control plane, vela-core, kwok, kstatus, helm, "
+        "promtool) and the operator image (with podman, where installed)",
     )
     sub.add_parser("image", help="only the operator image, with podman")
     args = parser.parse_args(argv)
@@ -280,7 +281,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         image.build_step()
         return 0
-    for built in (controlplane_binary, vela_core_binary, kwok_binary, kstatus_binary, helm_binary):
+    for built in (
+        controlplane_binary,
+        vela_core_binary,
+        kwok_binary,
+        kstatus_binary,
+        helm_binary,
+        promtool_binary,
+    ):
         print(built())
     image.build_step()
     return 0
