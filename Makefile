@@ -9,7 +9,7 @@ VENV ?= $(KUBENOVA_CACHE)/venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: deps run test lint unit e2e fuzz chaos crds controlplane image bench clean-cache
+.PHONY: deps run test lint unit e2e fuzz chaos crds docs controlplane image bench clean-cache
 
 $(STAMP): pyproject.toml
 	@mkdir -p $(KUBENOVA_CACHE)
@@ -64,6 +64,12 @@ lint: deps
 
 crds: deps
 	$(PY) -m kubenova_operator.api.crdgen
+	$(PY) -m kubenova_operator.api.docgen
+
+# The docs site (mkdocs + Material) into site/; `make test` builds it --strict too
+# (tests/unit/test_docs_site.py). `$(PY) -m mkdocs serve` to preview while writing.
+docs: deps
+	$(PY) -m mkdocs build --strict
 
 controlplane: deps
 	$(PY) -m kubenova_e2e build

@@ -5,7 +5,7 @@ demo   build and start the control plane, install Kubenova, start the operator,
        built, and keep running until Ctrl-C
 up     only the control plane (for developing against it)
 build  only build the binaries (control plane, vela-core, kwok, kstatus, argolua, Flux, helm,
-       Capsule and, where its source is on the machine, capsule-proxy) and,
+       promtool, Capsule and, where its source is on the machine, capsule-proxy) and,
        where podman is installed, the operator image (e2e/kubenova_e2e/image.py)
 image  only the operator image, with podman (`make image`)
 """
@@ -37,6 +37,7 @@ from .build import (
     helm_binary,
     kstatus_binary,
     kwok_binary,
+    promtool_binary,
     vela_core_binary,
 )
 from .controlplane import ControlPlaneError, KubectlError, LocalControlPlane, kubectl
@@ -272,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "build",
         help="only build the binaries (the control plane, vela-core, kwok, kstatus, argolua, helm, "
-        "Capsule, capsule-proxy) and the operator image (with podman, where installed)",
+        "promtool, Flux, Capsule, capsule-proxy) and the operator image (with podman, where "
+        "installed)",
     )
     sub.add_parser("image", help="only the operator image, with podman")
     args = parser.parse_args(argv)
@@ -286,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         image.build_step()
         return 0
+    # The image (debootstrap, apt and pip downloads: mostly network and disk) is built
+    # beside the Go peers (all CPU), not after them: on a cold 2-core machine that hides
+    # most of its time.
+    image_build = ImageBuild()
+    image_build.start()
     for built in (
         controlplane_binary,
         vela_core_binary,
@@ -294,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         helm_binary,
         capsule_binary,
         argolua_binary,
+        promtool_binary,
     ):
         print(built())
     for flux in flux_binaries():
@@ -302,8 +310,24 @@ def main(argv: list[str] | None = None) -> int:
         print(capsule_proxy_binary())
     except PeerSourceMissing as exc:
         print(f"not building capsule-proxy: {exc}", file=sys.stderr)
-    image.build_step()
+    image_build.join()
+    if image_build.error is not None:
+        raise image_build.error
     return 0
+
+
+class ImageBuild(threading.Thread):
+    """image.build_step() on a thread of its own; its error is raised by the caller."""
+
+    def __init__(self) -> None:
+        super().__init__(name="image-build", daemon=True)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            image.build_step()
+        except BaseException as exc:  # handed to the main thread, which raises it
+            self.error = exc
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ CAPSULE_PROXY_REQUIRES = (
 )
 FLUX_MODULE = REPO / "e2e" / "flux"
 ARGOLUA_MODULE = REPO / "e2e" / "argolua"
+PROMTOOL_MODULE = REPO / "e2e" / "promtool"
+PROMTOOL_PACKAGE = "github.com/prometheus/prometheus/cmd/promtool"
 # The module proxy serves KubeVela v1.10.1 and the forks its replace block names, but
 # the checksum database has no record of them; go.sum pins their hashes instead.
 # Capsule likewise (the proxy serves only its v0.14.0).
@@ -95,18 +97,27 @@ def _version_ldflags(module_dir: Path) -> list[str]:
 
 
 def ensure_binary(
-    module_dir: Path, name: str, package: str = ".", ldflags: tuple[str, ...] = ()
+    module_dir: Path,
+    name: str,
+    package: str = ".",
+    ldflags: tuple[str, ...] = (),
+    tags: str = "",
 ) -> Path:
     """The path of `name` built from `module_dir` (its main package, or `package`: a
-    command of a module it requires, linked with `ldflags` too), building it first if
+    command of a module it requires, linked with `ldflags` too, built with the Go build
+    `tags`, e.g. to leave out parts of a big upstream program), building it first if
     needed.
+
+    `package`: what to build, by default the module's own main package; a `tool`
+    directive's package path builds an upstream command at the version go.mod pins.
+    `tags`: Go build tags (e.g. to leave out parts of a big upstream program).
 
     A file lock serialises builds across processes (two pytest workers, a test run and
     `make run`): the second waits and then finds the first one's binary.
     """
     key = source_key(module_dir)
-    if ldflags:
-        key += "-" + hashlib.sha256("\n".join(ldflags).encode()).hexdigest()[:8]
+    if ldflags or tags:
+        key += "-" + hashlib.sha256("\n".join([*ldflags, tags]).encode()).hexdigest()[:8]
     bin_dir = cache_dir() / "bin" / f"{name}-{key}"
     binary = bin_dir / name
     if os.access(binary, os.X_OK):
@@ -116,7 +127,7 @@ def ensure_binary(
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it
         if os.access(binary, os.X_OK):
             return binary
-        _build(module_dir, name, binary, package, ldflags)
+        _build(module_dir, name, binary, package, ldflags, tags=tags)
     return binary
 
 
@@ -165,7 +176,13 @@ class _Progress:
 
 
 def _build(
-    module_dir: Path, name: str, binary: Path, package: str = ".", ldflags: tuple[str, ...] = ()
+    module_dir: Path,
+    name: str,
+    binary: Path,
+    package: str = ".",
+    ldflags: tuple[str, ...] = (),
+    *,
+    tags: str = "",
 ) -> None:
     if shutil.which("go") is None:
         raise BuildError(f"building {name} needs Go (1.26 or newer) on PATH")
@@ -179,7 +196,9 @@ def _build(
     tmp = binary.with_name(f".{name}.partial")
     log_path = binary.parent / "build.log"
     flags = " ".join(["-s", "-w", *_version_ldflags(module_dir), *ldflags])
-    cmd = ["go", "build", "-trimpath", f"-ldflags={flags}", "-v", "-o", str(tmp), package]
+    cmd = ["go", "build", "-trimpath", f"-ldflags={flags}", "-v", "-o", str(tmp)]
+    cmd += [f"-tags={tags}"] if tags else []
+    cmd.append(package)
     print(
         f"building {name} from {_shown(module_dir)} (first time on this "
         f"machine: a few minutes; log {log_path})",
@@ -337,6 +356,14 @@ def flux_binaries() -> tuple[Path, Path]:
             FLUX_MODULE, "kustomize-controller", "github.com/fluxcd/kustomize-controller"
         ),
     )
+
+
+def promtool_binary() -> Path:
+    """Prometheus' promtool (github.com/prometheus/prometheus/cmd/promtool, the version
+    e2e/promtool/go.mod pins), for `promtool check|test rules` and `check metrics`.
+    Built without the service-discovery plugins (tag remove_all_sd; promtool's rule
+    and metrics commands do not use them), which leaves out the cloud SDKs."""
+    return ensure_binary(PROMTOOL_MODULE, "promtool", PROMTOOL_PACKAGE, tags="remove_all_sd")
 
 
 def module_dir(pinned_by: Path, path: str) -> Path:

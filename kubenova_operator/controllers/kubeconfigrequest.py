@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from ..api.common import API_VERSION, now
 from ..api.kubeconfigrequest import (
@@ -44,6 +45,7 @@ from ..observability.metrics import (
     REVOCATION_SECONDS,
     TOKENS_ISSUED,
     TOKENS_REVOKED,
+    set_credential_times,
     set_credentials,
 )
 from ..resources import labels as L
@@ -609,6 +611,8 @@ def record_credentials(context: Context, tenant: str) -> None:
     the reason of their Ready condition (Issued, Revoked, ...)."""
     namespace = owner_namespace(tenant)
     counts: dict[tuple[str, str], int] = {}
+    expiries: list[datetime] = []
+    rotations: list[datetime] = []
     for request in context.stores.parents.of_kind("KubeConfigRequest"):
         if request["metadata"].get("namespace") != namespace:
             continue
@@ -616,7 +620,34 @@ def record_credentials(context: Context, tenant: str) -> None:
         role = str((request.get("spec") or {}).get("role"))
         state = str(ready.get("reason") or "Pending")
         counts[(role, state)] = counts.get((role, state), 0) + 1
+        times = _issued_times(request)
+        if times is not None:
+            expiries.append(times[0])
+            rotations.append(times[1])
     set_credentials(tenant, counts)
+    set_credential_times(
+        tenant,
+        min(expiries).timestamp() if expiries else None,
+        min(rotations).timestamp() if rotations else None,
+    )
+
+
+def _issued_times(body: dict[str, Any]) -> tuple[datetime, datetime] | None:
+    """(expiry, rotation due) of a live request's current token, from its status (None:
+    not issued, revoked or being deleted, or a token without expiry)."""
+    try:
+        request = KubeConfigRequest.model_validate(body)
+    except ValidationError:
+        return None
+    issued, expires = request.status.issued_at, request.status.expires_at
+    if (
+        request.spec.revoked
+        or body["metadata"].get("deletionTimestamp")
+        or issued is None
+        or expires is None
+    ):
+        return None
+    return expires, renew_at(issued, expires, request.spec.rotation.renew_before_percent)
 
 
 async def relist_requests(context: Context) -> None:

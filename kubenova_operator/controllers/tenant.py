@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -36,7 +37,7 @@ from ..kube.diff import describe, object_key
 from ..kube.kinds import WAVES, unserved_kinds, wave_of
 from ..kube.plan import Changes, desired_digests, plan_changes
 from ..kube.store import Key
-from ..observability.metrics import DRIFT_CORRECTIONS, record_phase
+from ..observability.metrics import count_drift, forget_tenant, record_phase, set_tenant_usage
 from ..observability.reconcile import reconciler
 from ..resources import labels as L
 from ..resources.budget import Decision, ProjectInput, admit_projects
@@ -47,6 +48,8 @@ from ..resources.namespaces import release_patch
 from ..resources.ownership import NamespaceRecord, is_owned, namespace_conflict
 from ..resources.project import project_children
 from ..resources.quantity import (
+    QuantityError,
+    canonical_resource,
     exceeding,
     format_resources,
     invalid_quantities,
@@ -547,6 +550,8 @@ def _tenant_status(
         phase = TenantPhase(outcome.state.value)
     record_phase("Tenant", name, phase.value)
     previous = tenant.status
+    usage = _usage(context, name)
+    set_tenant_usage(name, _numbers(tenant.spec.budget.hard), _numbers(usage))
     return TenantStatus(
         observed_generation=generation,
         conditions=render_conditions(old.get("conditions"), outcome, generation, extra),
@@ -554,7 +559,7 @@ def _tenant_status(
         namespaces=namespaces if namespaces is not None else previous.namespaces,
         namespace_count=len(namespaces) if namespaces is not None else previous.namespace_count,
         project_count=len(projects) if projects is not None else previous.project_count,
-        usage=_usage(context, name),
+        usage=usage,
         allocated=format_resources(claimed) if claimed is not None else previous.allocated,
         proxy_endpoint=proxy_endpoint(context, tenant),
         applications=_application_counts(projects) if projects is not None else None,
@@ -609,7 +614,9 @@ def _announce(body: dict[str, Any], outcome: Outcome) -> None:
 
 def _report_drift(body: dict[str, Any], drifted: list[str], *, healed: bool) -> None:
     for item in drifted:
-        DRIFT_CORRECTIONS.labels(item.split(" ", 1)[0], "healed" if healed else "reported").inc()
+        count_drift(
+            body["metadata"]["name"], item.split(" ", 1)[0], "healed" if healed else "reported"
+        )
     message = ("restored " if healed else "differs from the spec: ") + "; ".join(drifted)
     previous = find((body.get("status") or {}).get("conditions"), "Drifted") or {}
     # A heal is an event each time; a reported drift only when what differs changes.
@@ -636,6 +643,18 @@ def _usage(context: Context, tenant: str) -> dict[str, str]:
         if key[0] == "ResourceQuota":
             used.append((obj.get("status") or {}).get("used") or {})
     return format_resources(sum_resources(used))
+
+
+def _numbers(resources: Mapping[str, str | int]) -> dict[str, float]:
+    """Quantities as plain numbers in base units under ResourceQuota names, for the
+    kubenova_tenant_budget/usage gauges (what does not parse is left out)."""
+    numbers: dict[str, float] = {}
+    for key, value in resources.items():
+        try:
+            numbers[canonical_resource(key)] = float(parse_quantity(value))
+        except QuantityError:
+            continue
+    return numbers
 
 
 async def write_project_status(
@@ -701,6 +720,7 @@ async def tenant_event(
     if event.get("type") == "DELETED":
         context.stores.parents.remove(tenant_key(name))
         record_phase("Tenant", name, None)
+        forget_tenant(name)
         context.queue.submit(name, "tenant-gone")  # its Projects are now orphans
         return
     previous = context.stores.parents.get(tenant_key(name))

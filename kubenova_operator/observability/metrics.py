@@ -8,6 +8,8 @@ names.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 RECONCILE_TOTAL = Counter(
@@ -39,8 +41,8 @@ WORKQUEUE_DEPTH = Gauge(
 )
 DRIFT_CORRECTIONS = Counter(
     "kubenova_drift_corrections_total",
-    "Children found different from their desired state, by kind and action.",
-    ["kind", "action"],
+    "Children found different from their desired state, by tenant, kind and action.",
+    ["tenant", "kind", "action"],
 )
 OBJECTS_BY_PHASE = Gauge(
     "kubenova_objects",
@@ -99,6 +101,80 @@ def set_credentials(tenant: str, counts: dict[tuple[str, str], int]) -> None:
         CREDENTIALS.labels(tenant, role, state).set(value)
     if counts:
         _credential_series[tenant] = set(counts)
+
+
+CREDENTIAL_EXPIRY_TIME = Gauge(
+    "kubenova_credential_expiry_timestamp_seconds",
+    "Unix time at which the tenant's earliest-expiring issued credential expires.",
+    ["tenant"],
+)
+CREDENTIAL_ROTATION_TIME = Gauge(
+    "kubenova_credential_rotation_timestamp_seconds",
+    "Unix time at which the tenant's next credential rotation is due (the earliest over "
+    "its issued credentials): well past it means rotation is not happening.",
+    ["tenant"],
+)
+
+
+_credential_times: set[tuple[str, str]] = set()  # (which, tenant) that have a series
+
+
+def set_credential_times(tenant: str, expiry: float | None, rotation: float | None) -> None:
+    """The tenant's earliest expiry and rotation times (None: no such credential)."""
+    for which, gauge, value in (
+        ("expiry", CREDENTIAL_EXPIRY_TIME, expiry),
+        ("rotation", CREDENTIAL_ROTATION_TIME, rotation),
+    ):
+        key = (which, tenant)
+        if value is not None:
+            gauge.labels(tenant).set(value)
+            _credential_times.add(key)
+        elif key in _credential_times:
+            gauge.remove(tenant)
+            _credential_times.discard(key)
+
+
+TENANT_BUDGET = Gauge(
+    "kubenova_tenant_budget",
+    "The tenant's budget (spec.budget.hard) by ResourceQuota resource name, in base units "
+    "(cores, bytes, objects).",
+    ["tenant", "resource"],
+)
+TENANT_USAGE = Gauge(
+    "kubenova_tenant_usage",
+    "What the tenant's namespaces use (their ResourceQuotas' status.used summed) by "
+    "resource name, in base units.",
+    ["tenant", "resource"],
+)
+# Process-wide like _phases above (they shadow the registry's series).
+_tenant_resources: dict[str, tuple[set[str], set[str]]] = {}
+_drift_series: dict[str, set[tuple[str, str]]] = {}
+
+
+def set_tenant_usage(tenant: str, budget: Mapping[str, float], usage: Mapping[str, float]) -> None:
+    """Replace the tenant's budget and usage series (resources that went, go)."""
+    old_budget, old_usage = _tenant_resources.pop(tenant, (set(), set()))
+    for gauge, old, new in ((TENANT_BUDGET, old_budget, budget), (TENANT_USAGE, old_usage, usage)):
+        for resource in old - set(new):
+            gauge.remove(tenant, resource)
+        for resource, value in new.items():
+            gauge.labels(tenant, resource).set(value)
+    if budget or usage:
+        _tenant_resources[tenant] = (set(budget), set(usage))
+
+
+def count_drift(tenant: str, kind: str, action: str) -> None:
+    """One child found drifted (action: healed or reported)."""
+    DRIFT_CORRECTIONS.labels(tenant, kind, action).inc()
+    _drift_series.setdefault(tenant, set()).add((kind, action))
+
+
+def forget_tenant(tenant: str) -> None:
+    """Drop a deleted tenant's series, so label values stay bounded by live tenants."""
+    set_tenant_usage(tenant, {}, {})
+    set_credential_times(tenant, None, None)
+    for kind, action in _drift_series.pop(tenant, set()):
+        DRIFT_CORRECTIONS.remove(tenant, kind, action)
 
 
 LEADER = Gauge("kubenova_leader", "1 while this replica holds the leader Lease.")

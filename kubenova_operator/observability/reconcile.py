@@ -30,6 +30,12 @@ R = TypeVar("R")
 def reconciler(controller: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Decorate an async kopf handler of `controller` (e.g. "tenant")."""
 
+    # Series from zero at start-up, as controller-runtime does: rate() and the alerts on
+    # errors see the first error as an increase, and dashboards show 0, not "no data".
+    RECONCILE_ERRORS.labels(controller)
+    for result in ("success", "requeue", "error"):
+        RECONCILE_TOTAL.labels(controller, result)
+
     def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -15,8 +15,14 @@ from kubenova_operator.api import ALL_KINDS, API_VERSION
 REPO = Path(__file__).resolve().parents[2]
 K8S_VERSION = "1.34.0"
 OURS = {kind.info.kind: kind for kind in ALL_KINDS}
-# Files for kube-apiserver's flags, not objects to apply (test_audit_policy.py checks it).
-NOT_OBJECTS = {"manifests/audit/policy.yaml"}
+# Files for kube-apiserver's flags, not objects to apply (test_audit_policy.py checks it),
+# and promtool's test cases for the alerts (tests/e2e/test_monitoring_rules.py).
+NOT_OBJECTS = {"manifests/audit/policy.yaml", "manifests/monitoring/alerts-test.yaml"}
+# Optional kustomizations of their own, not in manifests/kustomization.yaml.
+OPTIONAL = ("monitoring",)
+# Kinds of other operators (the Prometheus Operator's): no Kubernetes schema to check
+# them against; promtool checks the rules.
+FOREIGN = ("monitoring.coreos.com/",)
 
 
 def documents(*globs: str) -> list[tuple[str, dict[str, Any]]]:
@@ -34,7 +40,7 @@ def documents(*globs: str) -> list[tuple[str, dict[str, Any]]]:
 BUILTIN = [
     (n, d)
     for n, d in documents("manifests/**/*.yaml", "crds/*.yaml", "examples/*.yaml")
-    if d["apiVersion"] != API_VERSION
+    if d["apiVersion"] != API_VERSION and not d["apiVersion"].startswith(FOREIGN)
 ]
 CUSTOM = [(n, d) for n, d in documents("examples/*.yaml") if d["apiVersion"] == API_VERSION]
 
@@ -62,8 +68,19 @@ def test_kustomization_lists_every_manifest() -> None:
     files = {
         str(p.relative_to(REPO / "manifests"))
         for p in (REPO / "manifests").rglob("*.yaml")
-        if p.name != "kustomization.yaml" and str(p.relative_to(REPO)) not in NOT_OBJECTS
+        if p.name != "kustomization.yaml"
+        and str(p.relative_to(REPO)) not in NOT_OBJECTS
+        and not str(p.relative_to(REPO / "manifests")).startswith(OPTIONAL)
     }
     assert files <= set(listed), files - set(listed)
+    for optional in OPTIONAL:
+        directory = REPO / "manifests" / optional
+        kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+        own = {
+            p.name
+            for p in directory.glob("*.yaml")
+            if p.name != "kustomization.yaml" and str(p.relative_to(REPO)) not in NOT_OBJECTS
+        }
+        assert own == set(kustomization["resources"]), optional
     crds = yaml.safe_load((REPO / "crds/kustomization.yaml").read_text())["resources"]
     assert sorted(crds) == sorted(p.name for p in (REPO / "crds").glob("kubenova.io_*.yaml"))
