@@ -235,6 +235,9 @@ class Kube:
             name=name,
             namespace=namespace,
             content_type="application/merge-patch+json",
+            # Without it the API server records the client library's default name
+            # (OpenAPI-Generator) in managedFields: `kubenova` says who wrote what.
+            field_manager=FIELD_MANAGER,
         )
         return checked(result)
 
@@ -257,6 +260,9 @@ class Kube:
             name=name,
             namespace=namespace,
             content_type="application/merge-patch+json",
+            # Without it the API server records the client library's default name
+            # (OpenAPI-Generator) in managedFields: `kubenova` says who wrote what.
+            field_manager=FIELD_MANAGER,
         )
         try:
             return checked(result)
