@@ -663,6 +663,8 @@ class Bench:
         for obj in written:
             if obj["kind"] in (
                 "KubeConfigRequest",
+                "CapsuleSync",
+                "VelaSync",
                 "FlowSchema",
                 "ClusterRole",
                 "ClusterRoleBinding",
@@ -1075,16 +1077,37 @@ def report(results: list[Result], info: dict[str, Any], out: Path) -> str:
     return text
 
 
+def write(results: list[Result], info: dict[str, Any], out: Path) -> list[Path]:
+    """benchmarks.md (its results section), benchmarks.json and the plots, from the
+    results so far: written after every N, so a run cut short still leaves its numbers."""
+    report(results, info, out)
+    made = plots(results, out)
+    (out / "benchmarks.json").write_text(
+        json.dumps({"machine": info, "results": [asdict(r) for r in results]}, indent=2) + "\n"
+    )
+    return made
+
+
 async def bench(
     ns: list[int], *, samples: int, idle_seconds: float, out: Path, profile: bool
 ) -> list[Result]:
-    results = []
+    results: list[Result] = []
+    info = machine()
+    say(f"N = {ns} on {info['cores']} cores, {info['memory_gb']} GB; writing to {out}")
+    started = time.monotonic()
     for i, n in enumerate(ns):
         say(f"--- N={n} ({i + 1} of {len(ns)}) ---")
         prof = out / f"profile-n{n}.txt" if profile and n == max(ns) else None
         results.append(
             await Bench(n, samples=samples, idle_seconds=idle_seconds, profile=prof).run()
         )
+        info["total_seconds"] = round(time.monotonic() - started, 1)
+        made = write(results, info, out)
+    print(table(results), flush=True)
+    say(
+        f"done in {info['total_seconds']:.0f}s: {out / 'benchmarks.md'}, "
+        f"{out / 'benchmarks.json'}, {', '.join(p.name for p in made)}"
+    )
     return results
 
 
@@ -1092,10 +1115,7 @@ def main(args: Any) -> int:
     ns = list(args.n or (QUICK_NS if args.quick else FULL_NS))
     out = Path(args.out) if args.out else (cache_dir() / "bench" if args.quick else REPO / "docs")
     out.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    info = machine()
-    say(f"N = {ns} on {info['cores']} cores, {info['memory_gb']} GB; writing to {out}")
-    results = asyncio.run(
+    asyncio.run(
         bench(
             ns,
             samples=args.samples,
@@ -1104,16 +1124,4 @@ def main(args: Any) -> int:
             profile=args.profile,
         )
     )
-    text = report(results, info, out)
-    made = plots(results, out)
-    info["total_seconds"] = round(time.monotonic() - started, 1)
-    (out / "benchmarks.json").write_text(
-        json.dumps({"machine": info, "results": [asdict(r) for r in results]}, indent=2) + "\n"
-    )
-    print(table(results), flush=True)
-    say(
-        f"done in {info['total_seconds']:.0f}s: {out / 'benchmarks.md'}, "
-        f"{out / 'benchmarks.json'}, {', '.join(p.name for p in made)}"
-    )
-    del text
     return 0
