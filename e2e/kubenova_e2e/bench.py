@@ -499,6 +499,17 @@ def other_reads(requests: dict[str, int]) -> dict[str, int]:
     }
 
 
+def reconcile_totals(metrics: str) -> dict[str, int]:
+    """The operator's controller_runtime_reconcile_total summed by controller."""
+    totals: Counter[str] = Counter()
+    for line in metrics.splitlines():
+        if line.startswith("controller_runtime_reconcile_total{"):
+            found = re.search(r'controller="([^"]+)"', line)
+            if found:
+                totals[found.group(1)] += int(float(line.rsplit(" ", 1)[1]))
+    return dict(sorted(totals.items()))
+
+
 def request_totals(metrics: str) -> Counter[str]:
     """apiserver_request_total summed by verb (every client: the metric has no user)."""
     totals: Counter[str] = Counter()
@@ -528,6 +539,8 @@ class Result:
     idle_all_clients_by_verb: dict[str, int] = field(default_factory=dict)
     idle_writes_per_minute: float = 0.0
     after_convergence: dict[str, float] = field(default_factory=dict)
+    # controller_runtime_reconcile_total by controller, from the operator's /metrics.
+    passes_at_convergence: dict[str, int] = field(default_factory=dict)
     after_idle: dict[str, float] = field(default_factory=dict)
     load_end: float = 0.0
 
@@ -576,6 +589,8 @@ class Bench:
                 profiler = start_profiler(pid, self.profile)
             await self.converge(api)
             self.result.after_convergence = process_usage(pid)
+            self.result.passes_at_convergence = reconcile_totals(operator.metrics())
+            self.say(f"passes so far by controller: {self.result.passes_at_convergence}")
             if profiler is not None:
                 stop_profiler(profiler)
                 profiler = None
@@ -1065,6 +1080,12 @@ def report(results: list[Result], info: dict[str, Any], out: Path) -> str:
             f"- N={r.n}: operator {r.idle_operator_requests.get('by_request')}; "
             f"all clients {r.idle_all_clients_by_verb}"
         )
+    lines += [
+        "",
+        "Passes by controller up to convergence (`controller_runtime_reconcile_total`):",
+        "",
+    ]
+    lines += [f"- N={r.n}: {r.passes_at_convergence}" for r in results]
     lines += ["", END]
     text = "\n".join(lines) + "\n"
     doc = out / "benchmarks.md"
