@@ -723,6 +723,8 @@ async def tenant_event(
         forget_tenant(name)
         context.queue.submit(name, "tenant-gone")  # its Projects are now orphans
         return
+    if context.stores.parents.holds(tenant_key(name), dict(body)) and context.queue.knows(name):
+        return  # the echo of our own status or finalizer write: nothing new
     previous = context.stores.parents.get(tenant_key(name))
     context.stores.parents.upsert({**body, "kind": "Tenant", "apiVersion": API_VERSION})
     context.queue.submit(name, trigger_of(previous, dict(body)))

@@ -103,6 +103,19 @@ class Store:
     def get(self, key: Key) -> dict[str, Any] | None:
         return self._objects.get(key)
 
+    def holds(self, key: Key, body: dict[str, Any]) -> bool:
+        """Whether the store already holds this version of the object, or a newer one:
+        the watch event of a write whose answer was recorded (an echo), or a late one.
+        Such an event tells a pass nothing new."""
+        current = self._objects.get(key)
+        if current is None or current["metadata"].get("uid") != body["metadata"].get("uid"):
+            return False
+        try:
+            held = int(current["metadata"]["resourceVersion"])
+            return held >= int(body["metadata"]["resourceVersion"])
+        except (KeyError, TypeError, ValueError):
+            return False
+
     def of_tenant(self, tenant: str) -> Iterator[tuple[Key, dict[str, Any]]]:
         for key in sorted(self._by_tenant.get(tenant, ())):
             yield key, self._objects[key]
