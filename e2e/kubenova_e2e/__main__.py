@@ -300,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="sample the operator with py-spy while the largest N converges",
     )
+    bench_cmd.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="no run: rewrite the report and plots from earlier runs' benchmarks.json",
+    )
     args = parser.parse_args(argv)
     if args.command == "bench":
         from . import bench  # noqa: PLC0415 - matplotlib and the operator's code: only here

@@ -1132,10 +1132,25 @@ async def bench(
     return results
 
 
+def merge(files: list[Path], out: Path) -> int:
+    """Rewrite the report from the JSON of earlier runs (e.g. N = 500 run on its own):
+    the results by N, the machine of the first file."""
+    runs = [json.loads(f.read_text()) for f in files]
+    by_n = {r["n"]: Result(**r) for run in runs for r in run["results"]}
+    results = [by_n[n] for n in sorted(by_n)]
+    info = dict(runs[0]["machine"])
+    info["merged_from"] = [str(f) for f in files]
+    write(results, info, out)
+    print(table(results), flush=True)
+    return 0
+
+
 def main(args: Any) -> int:
     ns = list(args.n or (QUICK_NS if args.quick else FULL_NS))
     out = Path(args.out) if args.out else (cache_dir() / "bench" if args.quick else REPO / "docs")
     out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        return merge([Path(f) for f in args.merge], out)
     asyncio.run(
         bench(
             ns,
