@@ -527,6 +527,8 @@ class Result:
     load_start: float
     baseline_seconds: float = 0.0
     baseline_objects: dict[str, int] = field(default_factory=dict)
+    # CPU seconds the baseline's client (this process) spent writing them.
+    baseline_client_cpu_seconds: float = 0.0
     kubenova_seconds: float = 0.0
     kubenova_objects: dict[str, int] = field(default_factory=dict)
     ratio: float = 0.0
@@ -538,6 +540,7 @@ class Result:
     idle_operator_requests: dict[str, dict[str, int]] = field(default_factory=dict)
     idle_all_clients_by_verb: dict[str, int] = field(default_factory=dict)
     idle_writes_per_minute: float = 0.0
+    at_start: dict[str, float] = field(default_factory=dict)  # operator healthy, idle
     after_convergence: dict[str, float] = field(default_factory=dict)
     # controller_runtime_reconcile_total by controller, from the operator's /metrics.
     passes_at_convergence: dict[str, int] = field(default_factory=dict)
@@ -585,6 +588,7 @@ class Bench:
             await self.until_healthy(operator)
             assert operator.proc is not None
             pid = operator.proc.pid
+            self.result.at_start = process_usage(pid)
             if self.profile is not None:
                 profiler = start_profiler(pid, self.profile)
             await self.converge(api)
@@ -661,12 +665,13 @@ class Bench:
             done += 1
 
         self.say(f"baseline: applying {self.n} tenants' objects (raw server-side apply)")
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         task = asyncio.gather(*(tenant(t) for t in names))
         await self.progress(
             task, lambda: f"baseline: {done}/{self.n} tenants done, {api.requests} requests sent"
         )
         self.result.baseline_seconds = round(time.monotonic() - started, 2)
+        self.result.baseline_client_cpu_seconds = round(time.process_time() - cpu, 2)
         self.result.baseline_objects = count_by_kind(written)
         self.say(
             f"baseline: {len(written)} objects in {self.result.baseline_seconds:.1f}s "
@@ -1086,6 +1091,18 @@ def report(results: list[Result], info: dict[str, Any], out: Path) -> str:
         "",
     ]
     lines += [f"- N={r.n}: {r.passes_at_convergence}" for r in results]
+    lines += [
+        "",
+        "CPU seconds for the burst: the operator's from healthy to converged, the "
+        "baseline client's for the same objects:",
+        "",
+    ]
+    lines += [
+        f"- N={r.n}: operator "
+        f"{r.after_convergence['cpu_seconds'] - r.at_start.get('cpu_seconds', 0):.1f} s, "
+        f"baseline client {r.baseline_client_cpu_seconds:.1f} s"
+        for r in results
+    ]
     lines += ["", END]
     text = "\n".join(lines) + "\n"
     doc = out / "benchmarks.md"
