@@ -255,7 +255,9 @@ class Api:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=context, limit=connections),
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=120),
+            # No limit on the wait for one of the `connections` (a burst of N = 500
+            # queues thousands of requests behind them), two minutes for an answer.
+            timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_read=120),
         )
         self.watches = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=context, limit=0),
@@ -268,7 +270,21 @@ class Api:
         await self.session.close()
         await self.watches.close()
 
-    async def request(
+    async def request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        """One request, tried again (as the operator and GitOps tools do) while the API
+        server answers 429 or 5xx or does not answer, for up to a minute."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return await self._request(method, url, **kwargs)
+            except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
+                status = getattr(exc, "status", 0)
+                transient = not isinstance(exc, ApiError) or status == 429 or status >= 500
+                if not transient or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
+    async def _request(
         self,
         method: str,
         url: str,
