@@ -473,6 +473,7 @@ def audit_counts(
     benchmark's or kubectl's (both also act as the admin here)."""
     by_verb: Counter[str] = Counter()
     by_request: Counter[str] = Counter()
+    writes: Counter[str] = Counter()  # which objects, leader election's aside
     for file in files:
         with file.open() as lines:
             for line in lines:
@@ -492,10 +493,17 @@ def audit_counts(
                 if not start <= when <= end:
                     continue
                 by_verb[verb] += 1
-                by_request[f"{verb} {event.get('objectRef', {}).get('resource', '?')}"] += 1
+                ref = event.get("objectRef", {})
+                request = f"{verb} {ref.get('resource', '?')}"
+                by_request[request] += 1
+                if is_write(request):
+                    where = "/".join(p for p in (ref.get("namespace"), ref.get("name")) if p)
+                    sub = f" ({ref['subresource']})" if ref.get("subresource") else ""
+                    writes[f"{request} {where}{sub}"] += 1
     return {
         "by_verb": dict(sorted(by_verb.items())),
         "by_request": dict(sorted(by_request.items())),
+        "writes": dict(writes.most_common(20)),
     }
 
 
@@ -1098,8 +1106,9 @@ def report(results: list[Result], info: dict[str, Any], out: Path) -> str:
     ]
     for r in results:
         lines.append(
-            f"- N={r.n}: operator {r.idle_operator_requests.get('by_request')}; "
-            f"all clients {r.idle_all_clients_by_verb}"
+            f"- N={r.n}: operator {r.idle_operator_requests.get('by_request')}; its writes "
+            f"{r.idle_operator_requests.get('writes', {})}; all clients "
+            f"{r.idle_all_clients_by_verb}"
         )
     lines += [
         "",
