@@ -59,7 +59,7 @@ from kubenova_operator.resources.tenant import tenant_children
 
 from .build import REPO, cache_dir, controlplane_binary
 from .controlplane import LocalControlPlane
-from .platform import OperatorProcess, install_platform, kubeconfig_username
+from .platform import OperatorProcess, install_platform
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
@@ -481,7 +481,7 @@ def audit_counts(
 ) -> dict[str, dict[str, int]]:
     """The operator's requests between `start` and `end`, from the audit log: by verb,
     and by verb and resource. The operator is `user` with a user agent other than the
-    benchmark's or kubectl's (both also act as the admin here)."""
+    benchmark's or kubectl's (in case both act as one identity)."""
     by_verb: Counter[str] = Counter()
     by_request: Counter[str] = Counter()
     writes: Counter[str] = Counter()  # which objects, leader election's aside
@@ -634,7 +634,7 @@ class Bench:
                 stop_profiler(profiler)
                 profiler = None
             await self.latencies(api)
-            user = kubeconfig_username(operator.kubeconfig)
+            user = f"system:serviceaccount:{operator.namespace}:{operator.service_account}"
             await self.idle(api, plane, user)
             self.result.after_idle = process_usage(pid)
             self.result.load_end = os.getloadavg()[0]
@@ -1108,7 +1108,7 @@ def report(results: list[Result], info: dict[str, Any], out: Path) -> str:
         "Idle writes and reads leave out leader election (a Lease GET and update every "
         "few seconds). The idle window's requests: the operator's, from the API server's "
         "audit log (`apiserver_request_total` has no user or user-agent label; the operator "
-        "is the admin identity with a user agent other than the benchmark's and kubectl's), "
+        "is its ServiceAccount, with a user agent other than the benchmark's and kubectl's), "
         "and every client's from `apiserver_request_total` (controller-manager included):",
         "",
     ]
