@@ -39,6 +39,7 @@ async def test_echoes_of_own_writes_ask_for_no_pass() -> None:
         settings=get_settings(),
         queue=TenantQueue(work),
         vela_queue=TenantQueue(work, what="VelaSync"),
+        capsule_queue=TenantQueue(work, what="CapsuleSync"),
     )
     context.stores.parents.upsert(
         {"kind": "Tenant", "metadata": {"name": "acme", "uid": "t", "resourceVersion": "1"}}
