@@ -71,6 +71,12 @@ crds: deps
 docs: deps
 	$(PY) -m mkdocs build --strict
 
+# The benchmark (docs/benchmarks.md): N = 50, 100, 250, 500 against a raw server-side-apply
+# baseline, ~20 min on 2 cores; it rewrites docs/benchmarks.md, .json and the plots.
+# BENCH_ARGS=--quick for N = 25, 50 (written under the cache), or e.g. "--n 100 --profile".
+bench: controlplane
+	$(PY) -m kubenova_e2e bench $(BENCH_ARGS)
+
 controlplane: deps
 	$(PY) -m kubenova_e2e build
 

@@ -8,6 +8,7 @@ build  only build the binaries (control plane, vela-core, kwok, kstatus, argolua
        promtool, Capsule and, where its source is on the machine, capsule-proxy) and,
        where podman is installed, the operator image (e2e/kubenova_e2e/image.py)
 image  only the operator image, with podman (`make image`)
+bench  the benchmark (docs/benchmarks.md): `make bench`, or --quick, --n 10 ...
 """
 
 from __future__ import annotations
@@ -277,7 +278,39 @@ def main(argv: list[str] | None = None) -> int:
         "installed)",
     )
     sub.add_parser("image", help="only the operator image, with podman")
+    bench_cmd = sub.add_parser(
+        "bench", help="the benchmark: Kubenova against a raw server-side-apply baseline"
+    )
+    bench_cmd.add_argument("--quick", action="store_true", help="N = 25, 50 (development)")
+    bench_cmd.add_argument("--n", type=int, nargs="+", help="the tenant counts to run")
+    bench_cmd.add_argument(
+        "--samples", type=int, default=20, help="samples per latency (default 20)"
+    )
+    bench_cmd.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=60.0,
+        help="the idle window in which the operator's requests are counted (default 60)",
+    )
+    bench_cmd.add_argument(
+        "--out", help="where benchmarks.md/.json and the plots go (default docs/; --quick: cache)"
+    )
+    bench_cmd.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the operator with py-spy while the largest N converges",
+    )
+    bench_cmd.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="no run: rewrite the report and plots from earlier runs' benchmarks.json",
+    )
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        from . import bench  # noqa: PLC0415 - matplotlib and the operator's code: only here
+
+        return bench.main(args)
     if args.command == "demo":
         return demo(keep_running=not args.exit)
     if args.command == "up":

@@ -42,6 +42,17 @@ async def observe_child(context: Context, event: kopf.RawEvent, body: dict[str, 
     labels = meta.get("labels") or {}
     key = (body.get("kind", ""), meta.get("namespace") or "", meta.get("name", ""))
     previous = context.stores.children.get(key)
+    tenant = labels.get(L.TENANT) or (previous or {}).get("metadata", {}).get("labels", {}).get(
+        L.TENANT
+    )
+    if (
+        event.get("type") != "DELETED"
+        and context.stores.children.holds(key, body)
+        and context.queue.knows(tenant or "")
+    ):
+        # The echo of a write the store recorded from its answer (or a late event),
+        # of a tenant that has had its passes since start-up: nothing new to look at.
+        return
     if event.get("type") == "DELETED":
         # A late event about an object since re-created (a heal) must not remove the
         # new one: only the same uid goes.
@@ -51,9 +62,6 @@ async def observe_child(context: Context, event: kopf.RawEvent, body: dict[str, 
         context.stores.children.remove(key)
     else:
         context.stores.children.upsert(body)
-    tenant = labels.get(L.TENANT) or (previous or {}).get("metadata", {}).get("labels", {}).get(
-        L.TENANT
-    )
     if tenant and context.stores.parents.get(tenant_key(tenant)) is not None:
         context.queue.submit(tenant, "child")
 

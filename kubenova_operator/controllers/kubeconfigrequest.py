@@ -613,9 +613,7 @@ def record_credentials(context: Context, tenant: str) -> None:
     counts: dict[tuple[str, str], int] = {}
     expiries: list[datetime] = []
     rotations: list[datetime] = []
-    for request in context.stores.parents.of_kind("KubeConfigRequest"):
-        if request["metadata"].get("namespace") != namespace:
-            continue
+    for request in context.stores.parents.in_namespace("KubeConfigRequest", namespace):
         ready = find((request.get("status") or {}).get("conditions"), "Ready") or {}
         role = str((request.get("spec") or {}).get("role"))
         state = str(ready.get("reason") or "Pending")

@@ -45,6 +45,12 @@ async def project_event(
             # The budget it held goes back to the tenant's apps namespace.
             context.queue.submit(tenant, "project-deleted")
         return
+    if (
+        tenant is not None
+        and context.stores.parents.holds(_key(namespace, name), dict(body))
+        and context.queue.knows(tenant)
+    ):
+        return  # the echo of our own status or finalizer write: nothing new
     previous = context.stores.parents.get(_key(namespace, name))
     current = {**body, "kind": "Project", "apiVersion": API_VERSION}
     context.stores.parents.upsert(current)

@@ -106,6 +106,10 @@ class TenantQueue:
         self._states[tenant].retry = None
         self.submit(tenant, trigger)
 
+    def knows(self, tenant: str) -> bool:
+        """Whether a pass of `tenant` was asked for since start-up (and not forgotten)."""
+        return tenant in self._states
+
     def keys(self) -> list[str]:
         """Every key the queue has seen and not forgotten."""
         return sorted(self._states)

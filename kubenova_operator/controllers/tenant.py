@@ -81,12 +81,7 @@ def tenant_key(name: str) -> Key:
 def projects_in(context: Context, tenant: str) -> list[dict[str, Any]]:
     """The Projects in the tenant's owner namespace, oldest first (the order budgets are
     granted in), those being deleted included."""
-    namespace = owner_namespace(tenant)
-    found = [
-        p
-        for p in context.stores.parents.of_kind("Project")
-        if p["metadata"].get("namespace") == namespace
-    ]
+    found = context.stores.parents.in_namespace("Project", owner_namespace(tenant))
     return sorted(
         found, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
     )
@@ -474,7 +469,8 @@ def _desired(
 ) -> list[dict[str, Any]]:
     """Everything the tenant and its admitted projects ((input, Project uid)) are made
     of: the builders in resources/, one call each."""
-    identities = request_identities(name, context.stores.parents.of_kind("KubeConfigRequest"))
+    requests = context.stores.parents.in_namespace("KubeConfigRequest", owner_namespace(name))
+    identities = request_identities(name, requests)
     desired = tenant_children(name, uid, tenant.spec, claimed, identities=identities)
     desired.append(capsule_sync(name, uid))
     desired.append(tenant_flow_schema(name, tenant.spec, {i.name: i.spec for i, _ in admitted}))
@@ -723,6 +719,8 @@ async def tenant_event(
         forget_tenant(name)
         context.queue.submit(name, "tenant-gone")  # its Projects are now orphans
         return
+    if context.stores.parents.holds(tenant_key(name), dict(body)) and context.queue.knows(name):
+        return  # the echo of our own status or finalizer write: nothing new
     previous = context.stores.parents.get(tenant_key(name))
     context.stores.parents.upsert({**body, "kind": "Tenant", "apiVersion": API_VERSION})
     context.queue.submit(name, trigger_of(previous, dict(body)))

@@ -71,6 +71,9 @@ class Store:
     def __init__(self) -> None:
         self._objects: dict[Key, dict[str, Any]] = {}
         self._by_tenant: dict[str, set[Key]] = defaultdict(set)
+        # (kind, namespace) -> keys: a tenant's Projects and requests without scanning
+        # every tenant's (a pass would otherwise cost O(tenants)).
+        self._by_namespace: dict[tuple[str, str], set[Key]] = defaultdict(set)
 
     def upsert(self, body: dict[str, Any] | None) -> None:
         """Record an object as seen by a watch event or returned by a write (None: a
@@ -89,6 +92,7 @@ class Store:
             return
         self.remove(key)
         self._objects[key] = obj
+        self._by_namespace[key[:2]].add(key)
         tenant = obj["metadata"].get("labels", {}).get(L.TENANT)
         if tenant:
             self._by_tenant[tenant].add(key)
@@ -96,6 +100,11 @@ class Store:
     def remove(self, key: Key) -> None:
         old = self._objects.pop(key, None)
         if old is not None:
+            held = self._by_namespace.get(key[:2])
+            if held is not None:
+                held.discard(key)
+                if not held:
+                    del self._by_namespace[key[:2]]
             tenant = old["metadata"].get("labels", {}).get(L.TENANT)
             if tenant:
                 self._by_tenant[tenant].discard(key)
@@ -103,9 +112,27 @@ class Store:
     def get(self, key: Key) -> dict[str, Any] | None:
         return self._objects.get(key)
 
+    def holds(self, key: Key, body: dict[str, Any]) -> bool:
+        """Whether the store already holds this version of the object, or a newer one:
+        the watch event of a write whose answer was recorded (an echo), or a late one.
+        Such an event tells a pass nothing new."""
+        current = self._objects.get(key)
+        if current is None or current["metadata"].get("uid") != body["metadata"].get("uid"):
+            return False
+        try:
+            held = int(current["metadata"]["resourceVersion"])
+            return held >= int(body["metadata"]["resourceVersion"])
+        except (KeyError, TypeError, ValueError):
+            return False
+
     def of_tenant(self, tenant: str) -> Iterator[tuple[Key, dict[str, Any]]]:
         for key in sorted(self._by_tenant.get(tenant, ())):
             yield key, self._objects[key]
+
+    def in_namespace(self, kind: str, namespace: str) -> Iterator[dict[str, Any]]:
+        """The held objects of `kind` in `namespace`, by name."""
+        for key in sorted(self._by_namespace.get((kind, namespace), ())):
+            yield self._objects[key]
 
     def of_kind(self, kind: str) -> Iterator[dict[str, Any]]:
         for key, obj in self._objects.items():

@@ -68,6 +68,10 @@ def _foreign_service_accounts(spec: ProjectSpec, allowed: set[str]) -> list[str]
     ]
 
 
+def _names_service_accounts(spec: ProjectSpec) -> bool:
+    return any(s.kind == SubjectKind.SERVICE_ACCOUNT for s in (*spec.developers, *spec.viewers))
+
+
 def _invalid_budget(spec: ProjectSpec) -> list[str]:
     hards = [spec.budget.hard, *(e.hard for e in spec.environments if e.hard is not None)]
     return [problem for hard in hards for problem in invalid_quantities(hard)]
@@ -113,9 +117,9 @@ def admit_projects(
     # has (created for its UID), its own two, and the project's own (checked to be free
     # first). Not what other projects merely ask for: a refused project's names could
     # be another tenant's.
-    tenant_namespaces = {owner_namespace(tenant), apps_namespace(tenant)} | {
-        ns for ns, record in namespaces.items() if record.tenant_uid == tenant_uid
-    }
+    # Looked up only for a project that names a ServiceAccount: it scans every namespace
+    # of the cluster, which a pass of every tenant cannot afford each time.
+    tenant_namespaces: set[str] | None = None
     decisions: list[Decision] = []
     admitted_count = 0
     namespace_count = 2  # the tenant's owner and apps namespaces
@@ -161,7 +165,11 @@ def admit_projects(
         if conflict is not None:
             refuse("NamespaceConflict", conflict)
             continue
-        foreign = _foreign_service_accounts(project.spec, tenant_namespaces | set(names))
+        if tenant_namespaces is None and _names_service_accounts(project.spec):
+            tenant_namespaces = {owner_namespace(tenant), apps_namespace(tenant)} | {
+                ns for ns, record in namespaces.items() if record.tenant_uid == tenant_uid
+            }
+        foreign = _foreign_service_accounts(project.spec, (tenant_namespaces or set()) | set(names))
         if foreign:
             refuse(
                 "SubjectNotAllowed",

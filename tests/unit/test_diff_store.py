@@ -51,6 +51,34 @@ def test_store_ignores_stale_versions_and_indexes_by_tenant() -> None:
     assert len(store) == 0
 
 
+def test_store_tells_an_echo_from_news() -> None:
+    """An event of the version the store recorded from a write's answer (or an older
+    one) is an echo; a newer version or another object of the name is news."""
+    store = Store()
+    key = ("ConfigMap", "ns", "n")
+    assert not store.holds(key, _obj("10"))  # never seen
+    store.upsert(_obj("10"))
+    assert store.holds(key, _obj("10"))
+    assert store.holds(key, _obj("9"))
+    assert not store.holds(key, _obj("11"))
+    assert not store.holds(key, _obj("10", uid="u2"))  # deleted and re-created
+    assert not store.holds(key, {**_obj("10"), "metadata": {"name": "n", "namespace": "ns"}})
+
+
+def test_store_finds_a_kind_in_a_namespace_without_a_scan() -> None:
+    store = Store()
+    for ns, name in (("a-owner", "web"), ("b-owner", "web"), ("a-owner", "api")):
+        store.upsert({"kind": "Project", "metadata": {"name": name, "namespace": ns}})
+    store.upsert({"kind": "KubeConfigRequest", "metadata": {"name": "r", "namespace": "a-owner"}})
+    names = [p["metadata"]["name"] for p in store.in_namespace("Project", "a-owner")]
+    assert names == ["api", "web"]
+    store.remove(("Project", "a-owner", "web"))
+    assert [p["metadata"]["name"] for p in store.in_namespace("Project", "a-owner")] == ["api"]
+    store.remove(("Project", "a-owner", "api"))
+    assert list(store.in_namespace("Project", "a-owner")) == []
+    assert len(list(store.in_namespace("KubeConfigRequest", "a-owner"))) == 1
+
+
 def test_relist_finds_what_was_deleted_unseen() -> None:
     """Held but not listed any more: stale, unless created after the LIST began (the
     LIST may just not have seen it yet)."""
