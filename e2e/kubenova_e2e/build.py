@@ -29,7 +29,28 @@ CAPSULE_MODULE = REPO / "e2e" / "capsule"
 # capsule-proxy: the module proxy serves no version of it; its v0.14.0 source lies next
 # to the project (../shared/peers, see its README), never in it. Where it is absent (a
 # user's machine) the proxy is not built and its tests skip, saying so.
-CAPSULE_PROXY_SOURCE = REPO.parent / "shared" / "peers" / "capsule-proxy-v0.14.0"
+
+
+def _peer_source(name: str) -> Path:
+    """Where a peer's source shared beside the project lies: $KUBENOVA_PEERS/<name>, else
+    ../shared/peers/<name> next to this checkout, else next to the checkout it was cloned
+    from (a CI clone in a scratch directory has its origin on the same machine). The
+    first candidate is returned when none exists, so the message names it."""
+    candidates = [REPO.parent / "shared" / "peers" / name]
+    if peers := os.environ.get("KUBENOVA_PEERS"):
+        candidates.insert(0, Path(peers) / name)
+    origin = subprocess.run(
+        ["git", "-C", str(REPO), "remote", "get-url", "origin"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if origin and Path(origin).is_dir():
+        candidates.append(Path(origin).resolve().parent / "shared" / "peers" / name)
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+CAPSULE_PROXY_SOURCE = _peer_source("capsule-proxy-v0.14.0")
 # The two go.mod edits (../shared/peers/README.md) that build capsule-proxy v0.14.0
 # against Capsule v0.14.0, the only Capsule the module proxy serves: the genproto pin
 # settles an ambiguous import that tidy then removes again.
