@@ -50,7 +50,7 @@ CLUSTER_SCOPED = {
 }
 CHANGED = {
     "image": {"repository": "registry.example.com/kubenova", "tag": "9.9.9"},
-    "replicas": 2,
+    "replicas": 3,
     "resources": {"requests": {"cpu": "200m", "memory": "300Mi"}},
     "logLevel": "DEBUG",
     "resyncSeconds": 30,
@@ -203,7 +203,7 @@ def test_values_change_only_what_they_name(helm_home: Path, tmp_path: Path) -> N
     assert changed[binding]["subjects"] == [
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "platform-team"}
     ]
-    assert changed[deployment_key]["spec"]["replicas"] == 2
+    assert changed[deployment_key]["spec"]["replicas"] == 3
     before, after = container(default), container(changed)
     assert after.pop("image") == "registry.example.com/kubenova:9.9.9"
     assert before.pop("image") == "ghcr.io/kubenova/operator:0.1.0"
@@ -320,7 +320,7 @@ async def test_install_upgrade_uninstall(
     # An upgrade with changed values changes those objects in place.
     values = write_values(
         tmp_path / "values.yaml",
-        {"systemOwnerGroups": ["platform-team"], "logLevel": "DEBUG", "replicas": 2},
+        {"systemOwnerGroups": ["platform-team"], "logLevel": "DEBUG", "replicas": 3},
     )
     helm(
         "upgrade",
@@ -345,7 +345,7 @@ async def test_install_upgrade_uninstall(
     deployment = json.loads(
         k(plane, "get", "deployment", "kubenova-operator", "-n", RELEASE_NS, "-o", "json")
     )
-    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["replicas"] == 3
     env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "KUBENOVA_LOG_LEVEL", "value": "DEBUG"} in env
     service = k(plane, "get", "service", "kubenova-api", "-n", RELEASE_NS, "-o", "json")
