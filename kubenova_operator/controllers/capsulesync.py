@@ -34,7 +34,7 @@ from ..api.capsulesync import CapsuleSyncStatus
 from ..api.common import API_VERSION, now
 from ..api.tenant import Tenant
 from ..integrations import CAPSULE
-from ..observability.metrics import DRIFT_CORRECTIONS
+from ..observability.metrics import count_drift
 from ..resources import labels as L
 from ..resources.capsule import (
     CAPSULE_API,
@@ -65,6 +65,8 @@ WATCH_TRIGGERS = frozenset({"capsule-tenant", "capsule-configuration", "tenant"}
 ADOPTION_RECHECK_SECONDS = 2.0
 ADOPTION_RETRY_SECONDS = 10.0
 ADOPTION_FIELD_MANAGER = "kubenova-capsule"
+# While Capsule has not reported on a Capsule Tenant, it is read again this often.
+CAPSULE_STATUS_RECHECK_SECONDS = 5.0
 
 
 class CapsuleRefused(Exception):
@@ -191,7 +193,7 @@ async def _heal(
     if drifted:
         message = f"Capsule Tenant {tenant_name}: {', '.join(drift)} changed by hand; healed"
         events.warning(body, "Drifted", message)
-        DRIFT_CORRECTIONS.labels("Tenant.capsule.clastix.io", "healed").inc()
+        count_drift(tenant_name, "Tenant.capsule.clastix.io", "healed")
         logger.info(message)
     try:
         live = await context.kube.apply(desired)
@@ -218,7 +220,7 @@ def _sync_outcome(
     if problem:
         return Outcome.stalled("CapsuleUsersNotConfigured", problem), None
     if not ready:
-        return Outcome.reconciling("CapsuleTenantNotReady", why), None
+        return Outcome.reconciling("CapsuleTenantNotReady", why), CAPSULE_STATUS_RECHECK_SECONDS
     if not_counted:
         message = f"Capsule does not count {len(not_counted)} namespace(s) yet: " + ", ".join(
             not_counted[:10]
@@ -259,6 +261,7 @@ async def reconcile_capsulesync(
     corrections = int((body.get("status") or {}).get("driftCorrections") or 0)
     expected = sorted(tenant.status.namespaces)
     requeue: float | None = None
+    await _refresh_unreported(context, tenant_name)
     try:
         live, drifted = await _heal(context, body, tenant_name, desired)
         corrections += drifted
@@ -302,6 +305,21 @@ async def reconcile_capsulesync(
     )
     await _write_status(context, body, status)
     return requeue or later
+
+
+async def _refresh_unreported(context: Context, tenant_name: str) -> None:
+    """Read a Capsule Tenant Capsule has not reported on yet from the API server, not
+    only from the watch. kopf starts watching a kind it finds in discovery when a CRD of
+    its group changes; when Capsule is installed while the operator runs, the last of
+    those events can come before discovery lists Capsule's Tenant (seen in e2e), and no
+    watch starts until a restart. Bounded: one GET per CAPSULE_STATUS_RECHECK_SECONDS,
+    only until Capsule reports."""
+    cached = context.capsule.tenants.get(tenant_name)
+    if cached is None or capsule_ready(cached)[0]:
+        return
+    fresh = await context.kube.get(CAPSULE_API, "Tenant", tenant_name)
+    if fresh is not None:
+        context.capsule.tenants[tenant_name] = fresh
 
 
 def _available(generation: int | None) -> dict[str, Any]:

@@ -118,8 +118,9 @@ OWN_NEEDS = [
     Need(
         "capsule.clastix.io",
         ("tenants",),
-        ("list", "watch", "create", "patch"),
-        "controllers/capsulesync.py capsule_tenant_event (watch), Kube.apply (heal)",
+        ("get", "list", "watch", "create", "patch"),
+        "controllers/capsulesync.py capsule_tenant_event (watch), Kube.apply (heal), "
+        "_refresh_unreported (get)",
     ),
     Need(
         "capsule.clastix.io",
