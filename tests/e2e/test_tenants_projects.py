@@ -438,8 +438,15 @@ async def test_deletion_policies_and_blocking(
     )
     assert "keep" in must_condition(held, "Ready")["message"]
 
-    await custom.delete_namespaced_custom_object(GROUP, VERSION, "tp5-owner", "projects", "keep")
-    await custom.delete_namespaced_custom_object(GROUP, VERSION, "tp5-owner", "projects", "drop")
+    # A Project's deletionPolicy is its own: "keep" has none, so Retain, in a Delete
+    # tenant. Both ways of propagating a delete: Background (what Flux's prune sends)
+    # and Foreground (the API server's foregroundDeletion finalizer next to Kubenova's).
+    await custom.delete_namespaced_custom_object(
+        GROUP, VERSION, "tp5-owner", "projects", "keep", propagation_policy="Background"
+    )
+    await custom.delete_namespaced_custom_object(
+        GROUP, VERSION, "tp5-owner", "projects", "drop", propagation_policy="Foreground"
+    )
 
     async def ns_gone(name: str) -> bool:
         try:
