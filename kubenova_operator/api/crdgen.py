@@ -150,17 +150,15 @@ def render(kind: type[CustomResource]) -> str:
     return header + body
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="fail if crds/ is stale")
-    args = parser.parse_args(argv)
+def write_generated(files: list[tuple[Path, str]], check: bool, root: Path, command: str) -> int:
+    """Write each generated (path, text) that differs from what is on disk, or with
+    `check` show the differences and fail: the one loop behind crdgen and docgen."""
     stale = []
-    for kind in ALL_KINDS:
-        path, text = crd_path(kind), render(kind)
+    for path, text in files:
         current = path.read_text() if path.exists() else ""
         if current == text:
             continue
-        if args.check:
+        if check:
             stale.append(path.name)
             sys.stdout.writelines(
                 difflib.unified_diff(
@@ -168,16 +166,21 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         else:
-            CRD_DIR.mkdir(exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-            print(f"wrote {path.relative_to(CRD_DIR.parent)}")
+            print(f"wrote {path.relative_to(root)}")
     if stale:
-        print(
-            f"stale: {', '.join(stale)}: run python -m kubenova_operator.api.crdgen",
-            file=sys.stderr,
-        )
+        print(f"stale: {', '.join(stale)}: run python -m {command}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if crds/ is stale")
+    args = parser.parse_args(argv)
+    files = [(crd_path(kind), render(kind)) for kind in ALL_KINDS]
+    return write_generated(files, args.check, CRD_DIR.parent, "kubenova_operator.api.crdgen")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ test fails when the committed pages differ from the models.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import Any
 
 from . import ALL_KINDS
 from .common import GROUP, VERSION, CustomResource
-from .crdgen import build_crd
+from .crdgen import build_crd, write_generated
 
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs" / "reference"
 HEADER = (
@@ -156,30 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if docs/reference is stale")
     args = parser.parse_args(argv)
-    stale = []
-    for kind in ALL_KINDS:
-        path, text = page_path(kind), render(kind)
-        current = path.read_text() if path.exists() else ""
-        if current == text:
-            continue
-        if args.check:
-            stale.append(path.name)
-            sys.stdout.writelines(
-                difflib.unified_diff(
-                    current.splitlines(True), text.splitlines(True), str(path), "generated"
-                )
-            )
-        else:
-            DOCS_DIR.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {path.relative_to(DOCS_DIR.parents[1])}")
-    if stale:
-        print(
-            f"stale: {', '.join(stale)}: run python -m kubenova_operator.api.docgen",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    files = [(page_path(kind), render(kind)) for kind in ALL_KINDS]
+    return write_generated(files, args.check, DOCS_DIR.parents[1], "kubenova_operator.api.docgen")
 
 
 if __name__ == "__main__":
