@@ -14,6 +14,7 @@ bench  the benchmark (docs/benchmarks.md): `make bench`, or --quick, --n 10 ...
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import os
 import shutil
@@ -24,6 +25,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import yaml
 
 from . import image
 from .build import (
@@ -41,9 +44,15 @@ from .build import (
     promtool_binary,
     vela_core_binary,
 )
+from .capsule import Capsule, CapsuleProxy, try_host_lock
 from .controlplane import ControlPlaneError, KubectlError, LocalControlPlane, kubectl
 from .kubevela import Peer, start_kubevela
-from .platform import OperatorProcess, install_platform
+from .platform import OPERATOR_NAMESPACE, OPERATOR_USERNAME, OperatorProcess, install_platform
+
+# How long `make run` waits for another run (a test session, another demo) to let go of
+# Capsule's and capsule-proxy's fixed host ports before it goes on without them.
+CAPSULE_LOCK_WAIT = 60.0
+PROXY_CA_SECRET = "capsule-proxy-ca"
 
 
 def say(message: str) -> None:
@@ -110,6 +119,129 @@ def deploy_application(kc: Path, logdir: Path, peers: list[Peer]) -> None:
         "projects.kubenova.io/shop",
         kubeconfig=kc,
     )
+
+
+class CapsuleDemo:
+    """Capsule and capsule-proxy for the demo, when they can run here: built (Capsule
+    is built like every peer; capsule-proxy only where its source is on the machine)
+    and their host ports free (one of each per host: the host locks are held until the
+    demo ends). The operator is pointed at the proxy before it starts, so the owner
+    kubeconfig it delivers goes through it."""
+
+    def __init__(self, kc: Path, logdir: Path, stack: contextlib.ExitStack) -> None:
+        self.kc = kc
+        self.logdir = logdir
+        self.capsule: Capsule | None = None
+        self.proxy: CapsuleProxy | None = None
+        self.proxy_binary: Path | None = None
+        self.operator_env: dict[str, str] = {}
+        self.owner_kubeconfig: Path | None = None
+        self.seconds = 0.0  # what Capsule and the proxy add to the demo
+        if not try_host_lock(stack, "capsule", CAPSULE_LOCK_WAIT):
+            say(
+                "skipping Capsule: another run on this host holds it (Capsule binds :10080, "
+                "one per host)"
+            )
+            return
+        capsule_binary()
+        administrators = [
+            {"kind": "ServiceAccount", "name": OPERATOR_USERNAME},
+            {"kind": "User", "name": OPERATOR_USERNAME},
+        ]
+        self.capsule = Capsule(kc, logdir, administrators=administrators)
+        try:
+            self.proxy_binary = capsule_proxy_binary()
+        except PeerSourceMissing as exc:
+            say(f"skipping capsule-proxy: {exc}")
+            return
+        if not try_host_lock(stack, "capsule-proxy", CAPSULE_LOCK_WAIT):
+            say("skipping capsule-proxy: another run on this host holds it (it binds :8081)")
+            return
+        self.proxy = CapsuleProxy(kc, logdir)
+        kubectl(
+            "create",
+            "secret",
+            "generic",
+            PROXY_CA_SECRET,
+            "-n",
+            OPERATOR_NAMESPACE,
+            f"--from-literal=ca.crt={self.proxy.ca_pem.decode()}",
+            kubeconfig=kc,
+        )
+        self.operator_env = {
+            "KUBENOVA_CAPSULE_PROXY_URL": self.proxy.url,
+            "KUBENOVA_CAPSULE_PROXY_CA_SECRET": f"{OPERATOR_NAMESPACE}/{PROXY_CA_SECRET}",
+        }
+
+    def start(self, peers: list[Peer]) -> None:
+        if self.capsule is None:
+            return
+        started = time.monotonic()
+        say("starting Capsule v0.14.0 (built from source); Kubenova syncs acme into it")
+        self.capsule.install()
+        peers.append(self.capsule)
+        self.capsule.start()
+        if self.proxy is not None and self.proxy_binary is not None:
+            say(f"starting capsule-proxy v0.14.0 at {self.proxy.url}")
+            peers.append(self.proxy)
+            self.proxy.start(self.proxy_binary)
+        kubectl(
+            "wait",
+            "--for=condition=Ready",  # Synced: Capsule counts every namespace of acme
+            "--timeout=90s",
+            "capsulesyncs.kubenova.io/acme",
+            kubeconfig=self.kc,
+        )
+        self.seconds += time.monotonic() - started
+        say(f"Capsule counts acme's namespaces ({self.seconds:.0f}s)")
+        show(
+            self.kc,
+            "get",
+            "tenants.capsule.clastix.io",
+            "acme",
+            "-o",
+            "jsonpath=Capsule Tenant {.metadata.name}: {.status.state}, "
+            "namespaces {.status.namespaces}{'\\n'}",
+        )
+
+    def show_proxy(self) -> None:
+        """`kubectl get namespaces` with acme's owner kubeconfig as Kubenova delivers it
+        (its server is the proxy): only acme's namespaces, once the proxy's caches have
+        caught up with the RoleBindings (seconds)."""
+        if self.proxy is None:
+            return
+        started = time.monotonic()
+        say("acme's owner kubeconfig (delivered by Kubenova), through capsule-proxy")
+        encoded = kubectl(
+            "get",
+            "secret",
+            "kubenova-kubeconfigs",
+            "-n",
+            "acme-owner",
+            "-o",
+            "jsonpath={.data.owner}",
+            kubeconfig=self.kc,
+        ).stdout
+        owner = self.logdir / "acme-owner.kubeconfig"
+        owner.write_bytes(base64.b64decode(encoded))
+        owner.chmod(0o600)
+        self.owner_kubeconfig = owner
+        expected = kubectl(
+            "get", "namespaces", "-l", "kubenova.io/tenant=acme", "-o", "name", kubeconfig=self.kc
+        ).stdout.split()
+        deadline = time.monotonic() + 60
+        while True:
+            listed = kubectl("get", "namespaces", "-o", "name", kubeconfig=owner, check=False)
+            if sorted(listed.stdout.split()) == sorted(expected) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        server = yaml.safe_load(owner.read_text())["clusters"][0]["cluster"]["server"]
+        print(f"# server: {server}", flush=True)
+        print(f"$ kubectl --kubeconfig={owner} get namespaces", flush=True)
+        result = kubectl("get", "namespaces", kubeconfig=owner, check=False)
+        print((result.stdout or result.stderr).rstrip() + "\n", flush=True)
+        self.seconds += time.monotonic() - started
+        say(f"Capsule and capsule-proxy added {self.seconds:.1f}s to the demo")
 
 
 def show_results(kc: Path) -> None:
@@ -183,6 +315,7 @@ def demo(keep_running: bool) -> int:
     plane = LocalControlPlane(binary)
     operator: OperatorProcess | None = None
     peers: list[Peer] = []
+    stack = contextlib.ExitStack()  # the Capsule host locks, held until the end
     try:
         started = time.monotonic()
         plane.start(controllers=False)
@@ -191,14 +324,19 @@ def demo(keep_running: bool) -> int:
         plane.start_controllers()
         say(f"control plane ready in {time.monotonic() - started:.0f}s at {plane.server}")
         logdir = Path(tempfile.mkdtemp(prefix="operator-", dir=cache_dir() / "run"))
-        operator = OperatorProcess(plane.kubeconfig, logdir)
+        capsule = CapsuleDemo(plane.kubeconfig, logdir, stack)
+        operator = OperatorProcess(plane.kubeconfig, logdir, **capsule.operator_env)
         operator.start()
         say(f"operator started (log: {operator.log})")
 
         apply_examples(plane.kubeconfig)
         deploy_application(plane.kubeconfig, logdir, peers)
+        # After the examples and the Application: Capsule's webhooks (failurePolicy
+        # Fail) then see every namespace write, and Kubenova adopts what exists.
+        capsule.start(peers)
         show_results(plane.kubeconfig)
         show_plugin(plane.kubeconfig)
+        capsule.show_proxy()
         if not keep_running:
             return 0
         say("Kubenova is running. In another shell:")
@@ -209,7 +347,12 @@ def demo(keep_running: bool) -> int:
             f"  export PATH={Path(sys.executable).parent}:$PATH   # kubectl kubenova ...\n"
             "  kubectl kubenova tenants           # the plugin: trees, usage, apps\n"
             "  kubectl delete rolebinding kubenova:readonly -n acme-apps   # healed in ~1s\n"
-            f"  tail -f {operator.log}\n"
+            + (
+                f"  kubectl --kubeconfig={capsule.owner_kubeconfig} get ns   # via capsule-proxy\n"
+                if capsule.owner_kubeconfig is not None
+                else ""
+            )
+            + f"  tail -f {operator.log}\n"
             "Ctrl-C stops the operator and the control plane.",
             flush=True,
         )
@@ -231,6 +374,7 @@ def demo(keep_running: bool) -> int:
             operator.stop()
             shutil.rmtree(operator.log.parent, ignore_errors=True)
         plane.stop()
+        stack.close()
 
 
 def up(keep: bool) -> int:

@@ -274,6 +274,23 @@ def host_lock(what: str) -> Iterator[None]:
         yield
 
 
+def try_host_lock(stack: contextlib.ExitStack, what: str, timeout: float) -> bool:
+    """host_lock(what), waited for at most `timeout` seconds; held until `stack`
+    closes. False: another process (a test session, another `make run`) holds it."""
+    path = cache_dir() / f"{what}.host.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = stack.enter_context(path.open("w"))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
+
+
 def _wait_http(peer: Peer, url: str, timeout: float, context: ssl.SSLContext | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

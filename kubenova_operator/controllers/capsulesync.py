@@ -203,7 +203,18 @@ async def _heal(
         raise CapsuleRefused(f"applying Capsule Tenant {tenant_name}: {_short(exc)}") from exc
     created = tenant_name not in context.capsule.tenants
     context.capsule.tenants[tenant_name] = live
-    context.capsule.applied[tenant_name] = desired
+    if changed := drifted_fields(desired, live):
+        # Stored other than written (an admission webhook's patch, then the CRD's
+        # defaults): not what Kubenova wanted, so not remembered as applied; the pass
+        # its watch event brings writes it again, and that is not drift.
+        context.capsule.applied.pop(tenant_name, None)
+        logger.warning(
+            "Capsule Tenant %s: %s stored other than written; writing it again",
+            tenant_name,
+            ", ".join(changed),
+        )
+    else:
+        context.capsule.applied[tenant_name] = desired
     if created:
         # Capsule refuses a namespace labelled for a Capsule Tenant that does not exist
         # yet: the tenant's pass that met that refusal runs again now.

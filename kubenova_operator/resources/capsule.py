@@ -14,7 +14,13 @@ What the Capsule Tenant carries, and why:
   an ownerReference to it); Kubenova never deletes one, and nobody else should by
   accident.
 - namespaceOptions.quota: the tenant budget's maxNamespaces, when set.
-- Kubenova's labels, and the tenant's UID as an annotation.
+- Kubenova's labels, the tenant's UID as an annotation, and the label Capsule's tenant
+  mutating webhook adds (`kubernetes.io/metadata.name: <tenant>`): without it that
+  webhook re-encodes a new Tenant to add it, which drops the empty `clusterRoles` lists
+  (Go `omitempty`), and the CRD defaults them to `admin` and
+  `capsule-namespace-deleter`, roles Capsule would bind for the owners until the next
+  write. (Should a write still be stored otherwise, the CapsuleSync writes it again at
+  once, without calling it drift.)
 - No resourceQuotas, limitRanges or networkPolicies: Kubenova builds those itself, and
   Capsule v0.14.0's tenants controller starves at start-up when Tenant-controlled
   ResourceQuotas exist (upstream #2102).
@@ -35,6 +41,8 @@ CAPSULE_CONFIGURATION_KIND = "CapsuleConfiguration"
 TENANT_UID_ANNOTATION = L.TENANT_UID
 # Capsule's default owner roles, replaced deliberately (see the module docstring).
 OWNER_CLUSTER_ROLES: list[str] = []
+# The label Capsule's tenant mutating webhook sets to the Tenant's name.
+CAPSULE_NAME_LABEL = "kubernetes.io/metadata.name"
 # Where what Kubenova owns in a Capsule Tenant lives: compared for drift.
 OWNED_SPEC_FIELDS = ("owners", "preventDeletion", "namespaceOptions")
 
@@ -72,7 +80,7 @@ def capsule_tenant(tenant: str, tenant_uid: str, spec: TenantSpec) -> dict[str, 
         "kind": CAPSULE_TENANT_KIND,
         "metadata": {
             "name": tenant,
-            "labels": L.managed_labels(tenant),
+            "labels": {**L.managed_labels(tenant), CAPSULE_NAME_LABEL: tenant},
             "annotations": {TENANT_UID_ANNOTATION: tenant_uid},
         },
         "spec": {"owners": owners, "preventDeletion": True},

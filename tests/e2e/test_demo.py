@@ -38,4 +38,17 @@ def test_readme_run_command_builds_the_examples() -> None:
     assert "env dev namespace acme-shop-dev" in plugin
     assert "app storefront  running  rev storefront-v1  healthy" in plugin
     assert "$ kubectl kubenova usage" in plugin and "requests.cpu" in plugin
+    # Capsule and capsule-proxy (built by `make controlplane`; the proxy where its source
+    # is on the machine): acme's owner kubeconfig, delivered by Kubenova with the proxy
+    # as its server, lists exactly acme's namespaces.
+    assert "Capsule Tenant acme: Active" in out, out[-3000:]
+    if "skipping capsule-proxy: capsule-proxy needs its source" not in out:
+        listing = out[out.index("acme's owner kubeconfig (delivered by Kubenova)") :]
+        listing = listing[listing.index("get namespaces\n") :].split("\n\n")[0]
+        rows = sorted(line.split()[0] for line in listing.splitlines()[2:])
+        assert rows == sorted(
+            ["acme-owner", "acme-apps", "acme-shop-dev", "acme-shop-prod", "acme-api"]
+        ), listing
+        assert "# server: https://127.0.0.1:" in out
+        print(next(line for line in out.splitlines() if "Capsule and capsule-proxy added" in line))
     assert "==> stopping" in out
