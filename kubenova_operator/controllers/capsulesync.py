@@ -48,7 +48,7 @@ from ..resources.capsule import (
 )
 from . import events
 from .children import RESYNCS
-from .conditions import condition
+from .conditions import condition, find
 from .context import Context, context_of
 from .finalizers import drop_kopf_leftovers
 from .outcome import Outcome, render_conditions, status_patch, unchanged
@@ -297,8 +297,11 @@ async def reconcile_capsulesync(
             context.capsule.adopted.pop(ns, None)
     except CapsuleRefused as exc:
         # Capsule said no, or its webhooks are down (failurePolicy Fail): reported with
-        # its message, and retried by the queue with backoff.
-        events.warning(body, "CapsuleRefused", str(exc))
+        # its message, and retried by the queue with backoff. One Event per refusal
+        # that is new, not one per failing pass while Capsule stays down.
+        ready = find((body.get("status") or {}).get("conditions"), "Ready") or {}
+        if (ready.get("reason"), ready.get("message")) != ("CapsuleRefused", str(exc)):
+            events.warning(body, "CapsuleRefused", str(exc))
         outcome = Outcome.stalled("CapsuleRefused", str(exc))
         status = _status(
             body, outcome, available=True, extra=_available(generation), corrections=corrections
