@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from .build import CAPSULE_MODULE, CAPSULE_PROXY_SOURCE, cache_dir, capsule_binary, module_dir
-from .controlplane import ControlPlaneError, apply_manifest, free_port, kubectl
+from .controlplane import ControlPlaneError, apply_manifest, free_port, kubectl, wait_established
 from .kubevela import Peer
 from .pki import CA, write_pair
 
@@ -151,24 +151,10 @@ def install_capsule_crds(kubeconfig: Path) -> None:
     crds = capsule_dir() / "charts" / "capsule" / "crds"
     for path in sorted(crds.glob("*.yaml")):
         kubectl("apply", "--server-side", "-f", str(path), kubeconfig=kubeconfig)
-    # `kubectl wait` fails outright on a CRD the API server has not given conditions
-    # yet (".status.conditions accessor error"): asked again until the deadline.
+    wait_established(
+        kubeconfig, "crd/tenants.capsule.clastix.io", "crd/capsuleconfigurations.capsule.clastix.io"
+    )
     deadline = time.monotonic() + 60
-    while True:
-        result = kubectl(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=30s",
-            "crd/tenants.capsule.clastix.io",
-            "crd/capsuleconfigurations.capsule.clastix.io",
-            kubeconfig=kubeconfig,
-            check=False,
-        )
-        if result.returncode == 0:
-            break
-        if time.monotonic() > deadline:
-            raise ControlPlaneError(f"Capsule's CRDs not established: {result.stderr}")
-        time.sleep(0.5)
     # kopf (in a running operator) rescans a group's discovery on each CRD event of that
     # group; the last event can come before discovery lists the new kinds, and then kopf
     # does not watch them until a restart (the operator reads Capsule Tenants Capsule has

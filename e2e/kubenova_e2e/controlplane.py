@@ -453,6 +453,28 @@ def kubectl(
     return result
 
 
+def wait_established(kubeconfig: Path, *crds: str, timeout: float = 60) -> None:
+    """Wait until the CRDs (`crd/<name>`) are Established. `kubectl wait` fails at once,
+    instead of waiting, on a CRD the API server has not given conditions yet
+    (".status.conditions accessor error"), as happens right after it is applied: asked
+    again until the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = kubectl(
+            "wait",
+            "--for=condition=Established",
+            f"--timeout={max(1, int(deadline - time.monotonic()))}s",
+            *crds,
+            kubeconfig=kubeconfig,
+            check=False,
+        )
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise KubectlError(f"CRDs not established: {result.stderr.strip()}")
+        time.sleep(0.5)
+
+
 def apply_manifest(manifest: str, kubeconfig: Path) -> None:
     """Server-side apply of YAML text, taking over fields another manager set (these
     are objects the harness owns)."""

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from .build import FLUX_MODULE, flux_binaries, module_dir
-from .controlplane import ControlPlaneError, free_port, kubectl
+from .controlplane import ControlPlaneError, free_port, kubectl, wait_established
 from .kubevela import Peer
 
 FLUX_NAMESPACE = "flux-system"
@@ -37,13 +37,10 @@ def install_flux(kubeconfig: Path) -> None:
     """Flux's CRDs and its namespace."""
     for folder in flux_crds():
         kubectl("apply", "--server-side", "-f", str(folder), kubeconfig=kubeconfig)
-    kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
+    wait_established(
+        kubeconfig,
         "crd/gitrepositories.source.toolkit.fluxcd.io",
         "crd/kustomizations.kustomize.toolkit.fluxcd.io",
-        kubeconfig=kubeconfig,
     )
     kubectl("create", "namespace", FLUX_NAMESPACE, kubeconfig=kubeconfig, check=False)
 

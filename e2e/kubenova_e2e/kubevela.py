@@ -16,7 +16,14 @@ import urllib.request
 from pathlib import Path
 
 from .build import KWOK_MODULE, VELA_MODULE, kwok_binary, module_dir, vela_core_binary
-from .controlplane import ControlPlaneError, apply_manifest, free_port, kubectl, stop_process
+from .controlplane import (
+    ControlPlaneError,
+    apply_manifest,
+    free_port,
+    kubectl,
+    stop_process,
+    wait_established,
+)
 from .pki import CA, write_pair
 
 KUBEVELA_MODULE = "github.com/oam-dev/kubevela"
@@ -59,13 +66,8 @@ def kubevela_definitions() -> str:
 
 def install_kubevela_crds(kubeconfig: Path) -> None:
     kubectl("apply", "--server-side", "-f", str(kubevela_crds()), kubeconfig=kubeconfig)
-    kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/applications.core.oam.dev",
-        "crd/componentdefinitions.core.oam.dev",
-        kubeconfig=kubeconfig,
+    wait_established(
+        kubeconfig, "crd/applications.core.oam.dev", "crd/componentdefinitions.core.oam.dev"
     )
 
 

@@ -16,7 +16,14 @@ from typing import Any
 import yaml
 
 from .build import REPO
-from .controlplane import ControlPlaneError, apply_manifest, free_port, kubectl, stop_process
+from .controlplane import (
+    ControlPlaneError,
+    apply_manifest,
+    free_port,
+    kubectl,
+    stop_process,
+    wait_established,
+)
 
 OPERATOR_NAMESPACE = "kubenova-system"
 OPERATOR_SERVICE_ACCOUNT = "kubenova-operator"
@@ -52,7 +59,7 @@ def install_platform(kubeconfig: Path) -> None:
     crds = [
         f"crd/{o['metadata']['name']}" for o in objects if o["kind"] == "CustomResourceDefinition"
     ]
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", *crds, kubeconfig=kubeconfig)
+    wait_established(kubeconfig, *crds)
 
 
 def operator_kubeconfig(

@@ -20,7 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from kubenova_e2e.build import REPO, controlplane_binary, helm_binary
-from kubenova_e2e.controlplane import LocalControlPlane, kubectl
+from kubenova_e2e.controlplane import LocalControlPlane, kubectl, wait_established
 from kubenova_e2e.platform import OperatorProcess, platform_objects
 
 from .harness import eventually
@@ -260,7 +260,7 @@ async def test_install_upgrade_uninstall(
         home=helm_home, kubeconfig=kc,
     )  # fmt: skip
     crds = [f"crd/{p.stem.split('_', 1)[1]}.kubenova.io" for p in (CHART / "crds").glob("*.yaml")]
-    k(plane, "wait", "--for=condition=Established", "--timeout=60s", *crds)
+    wait_established(kc, *crds)
     plane.start_controllers()
 
     # The operator as a process, holding the chart's ServiceAccount's token.

@@ -22,7 +22,13 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 from kubenova_e2e.build import REPO, controlplane_binary
-from kubenova_e2e.controlplane import LocalControlPlane, apply_manifest, free_port, kubectl
+from kubenova_e2e.controlplane import (
+    LocalControlPlane,
+    apply_manifest,
+    free_port,
+    kubectl,
+    wait_established,
+)
 from kubenova_e2e.image import (
     GRACE_SECONDS,
     OperatorContainer,
@@ -68,7 +74,7 @@ def install_in_cluster_objects(kubeconfig: Path) -> None:
     crds = [
         f"crd/{o['metadata']['name']}" for o in objects if o["kind"] == "CustomResourceDefinition"
     ]
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", *crds, kubeconfig=kubeconfig)
+    wait_established(kubeconfig, *crds)
 
 
 @pytest.fixture(scope="module")
