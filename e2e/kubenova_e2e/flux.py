@@ -12,12 +12,10 @@ namespace only.
 
 from __future__ import annotations
 
-import time
-import urllib.request
 from pathlib import Path
 
 from .build import FLUX_MODULE, flux_binaries, module_dir
-from .controlplane import ControlPlaneError, free_port, kubectl, wait_established
+from .controlplane import free_port, kubectl, wait_established
 from .kubevela import Peer
 
 FLUX_NAMESPACE = "flux-system"
@@ -72,18 +70,7 @@ class _Controller(Peer):
             ],
             {"RUNTIME_NAMESPACE": FLUX_NAMESPACE, "KUBECONFIG": str(self.kubeconfig)},
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                url = f"http://127.0.0.1:{self.health_port}/readyz"
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise ControlPlaneError(f"{self.name} not ready after {timeout}s:\n{self.tail()}")
+        self.wait_ready(f"http://127.0.0.1:{self.health_port}/readyz", timeout)
 
 
 class SourceController(_Controller):

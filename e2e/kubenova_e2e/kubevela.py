@@ -104,6 +104,21 @@ class Peer:
             return ""
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
+    def wait_ready(self, url: str, timeout: float) -> None:
+        """Until `url` answers 200 (a controller-runtime /readyz), failing early if the
+        process exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise ControlPlaneError(f"{self.name} not ready after {timeout}s:\n{self.tail()}")
+
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
             raise ControlPlaneError(
@@ -138,18 +153,7 @@ class VelaCore(Peer):
             ],
             {"KUBECONFIG": str(self.kubeconfig)},
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                url = f"http://127.0.0.1:{self.health_port}/readyz"
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise ControlPlaneError(f"vela-core not ready after {timeout}s:\n{self.tail()}")
+        self.wait_ready(f"http://127.0.0.1:{self.health_port}/readyz", timeout)
 
 
 class Kwok(Peer):
