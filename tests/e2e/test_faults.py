@@ -409,8 +409,10 @@ async def _restart_during_build(
     op, api = faulty
     names = [f"{prefix}{i}" for i in range(tenants)]
     await _create_tenants(api, names)
-    # Mid-build: killed as soon as the Tenants are in, not after waiting for a first
-    # namespace (on an idle machine 20 tenants were all built by the time one was seen).
+    # Mid-build: a few tenants have their namespaces, most do not yet.
+    await eventually(
+        lambda: _owner_namespaces(api, names), deadline=120, what="a first owner namespace"
+    )
     begun = len(await _owner_namespaces(api, names))
     assert begun < tenants, "the build was over before the restart"
     down = await asyncio.to_thread(plane.restart, component, kill=True, down_seconds=2)
