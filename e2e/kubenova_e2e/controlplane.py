@@ -8,6 +8,10 @@
 
 Every process runs in its own process group, dies with its parent (PDEATHSIG), and logs
 to a file in the work dir; one that exits early is reported with its last log lines.
+Once started, the controller-manager and scheduler are brought back when they exit, as
+the kubelet brings back static pods: both exit on purpose when the API server goes
+away at the wrong moment (the controller-manager's client builder is fatal), and a
+fault test that restarts the API server or etcd must not lose them.
 The controller-manager can start later than the API server because its garbage
 collector rescans API groups only every ~30 s: CRDs installed first are seen at once.
 """
@@ -26,6 +30,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -44,6 +49,9 @@ AUDIT_POLICY = REPO / "manifests" / "audit" / "policy.yaml"
 # under 200 MB however long it runs.
 AUDIT_LOG_MAX_MB = 100
 _PR_SET_PDEATHSIG = 1
+# What the kubelet would restart (restartPolicy: Always), and how often it looks.
+SUPERVISED = ("kube-controller-manager", "kube-scheduler")
+SUPERVISE_INTERVAL = 0.5
 # Loaded here, not in the forked child: dlopen after fork can deadlock on a lock some
 # other thread of the parent held at fork time.
 try:
@@ -100,6 +108,11 @@ class LocalControlPlane:
         self._args: dict[str, tuple[str, ...]] = {}
         self.etcd_url = ""
         self._stopped = False
+        # Guards _procs against the supervisor thread; held only around list edits.
+        self._lock = threading.Lock()
+        self._supervisor: threading.Thread | None = None
+        self.respawns: dict[str, int] = {}
+        self._started_at: dict[str, float] = {}
         atexit.register(self.stop)
 
     @property
@@ -167,6 +180,7 @@ class LocalControlPlane:
 
     def _spawn(self, component: str, *args: str) -> None:
         self._args[component] = args
+        self._started_at[component] = time.monotonic()
         log = (self.workdir / f"{component}.log").open("ab")
         proc = subprocess.Popen(
             [str(self.binary), component, *args],
@@ -177,12 +191,22 @@ class LocalControlPlane:
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl call, no locks taken
         )
         log.close()
-        self._procs.append((component, proc))
+        with self._lock:
+            self._procs.append((component, proc))
+            stopped = self._stopped
+        if stopped:  # the supervisor raced stop(): nobody would stop this one
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
     def _check_alive(self) -> None:
-        """Fail fast with the log of a component that died, instead of timing out later."""
-        for component, proc in self._procs:
-            if proc.poll() is not None:
+        """Fail fast with the log of a component that died, instead of timing out later
+        (a supervised one is not reported once the supervisor runs: it comes back)."""
+        supervised = SUPERVISED if self._supervisor is not None else ()
+        with self._lock:
+            procs = list(self._procs)
+        for component, proc in procs:
+            if proc.poll() is not None and component not in supervised:
                 raise ControlPlaneError(
                     f"{component} exited with {proc.returncode}:\n{self.log_tail(component)}"
                 )
@@ -327,6 +351,46 @@ class LocalControlPlane:
             ("kube-scheduler", sched_port),
         ):
             self._wait_ready(component, f"https://127.0.0.1:{port}/healthz", 60, insecure)
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="controlplane-supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        """Start again, with the same arguments, a controller-manager or scheduler that
+        exited, backing off as the kubelet does (0.5 s doubling to 10 s; a component
+        that ran 30 s starts over). Each exit is counted in `respawns`."""
+        delay = dict.fromkeys(SUPERVISED, SUPERVISE_INTERVAL)
+        not_before: dict[str, float] = {}
+        while not self._stopped:
+            time.sleep(SUPERVISE_INTERVAL)
+            now = time.monotonic()
+            with self._lock:
+                if self._stopped:
+                    return
+                exited = [
+                    (i, c)
+                    for i, (c, p) in enumerate(self._procs)
+                    if c in SUPERVISED and p.poll() is not None
+                ]
+            for index, component in exited:
+                if now < not_before.get(component, 0.0):
+                    continue
+                started_at = self._started_at.get(component, 0.0)
+                delay[component] = (
+                    SUPERVISE_INTERVAL if now - started_at > 30 else min(delay[component] * 2, 10)
+                )
+                not_before[component] = now + delay[component]
+                self.respawns[component] = self.respawns.get(component, 0) + 1
+                self._replace(index, component)
+
+    def _replace(self, index: int, component: str) -> None:
+        """Spawn `component` again in the start-order slot `index` (stop() walks the
+        list backwards, so order matters)."""
+        self._spawn(component, *self._args[component])
+        with self._lock:
+            self._procs.pop(index)
+            self._procs.insert(index, self._procs.pop())
 
     def stop(self) -> None:
         """SIGTERM each process group in reverse start order, waiting for each to exit;
@@ -335,12 +399,14 @@ class LocalControlPlane:
         One at a time, because an apiserver whose etcd is already gone spends ~20 s
         retrying before it exits; with etcd still up it drains in about a second.
         """
-        if self._stopped:
-            return
-        self._stopped = True
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            procs = list(self._procs)
         atexit.unregister(self.stop)
         deadline = time.monotonic() + 10
-        for _, proc in reversed(self._procs):
+        for _, proc in reversed(procs):
             if proc.poll() is not None:
                 continue
             with contextlib.suppress(ProcessLookupError):
@@ -358,21 +424,36 @@ class LocalControlPlane:
         """Stop one component (SIGKILL, or SIGTERM with `kill=False`), keep it down for
         `down_seconds`, start it again with the same arguments (same ports, same data
         directory) and wait until it is ready. Returns the seconds it was unavailable."""
-        index, proc = next((i, p) for i, (c, p) in enumerate(self._procs) if c == component)
         started = time.monotonic()
+        self.take_down(component, kill=kill)
+        time.sleep(down_seconds)
+        self.bring_back(component)
+        return time.monotonic() - started
+
+    def take_down(self, component: str, *, kill: bool = True) -> None:
+        """Stop one component (SIGKILL, or SIGTERM with `kill=False`) and wait for it
+        to exit; `bring_back` starts it again. Not for a supervised component: the
+        supervisor would start it first."""
+        if component in SUPERVISED and self._supervisor is not None:
+            raise ValueError(f"{component} is supervised: kill its pid, it comes back")
+        with self._lock:
+            proc = next(p for c, p in self._procs if c == component)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
         proc.wait(timeout=30)
-        time.sleep(down_seconds)
-        self._procs.pop(index)
-        self._spawn(component, *self._args[component])
-        # Keep start order (stop() walks it backwards).
-        self._procs.insert(index, self._procs.pop())
+
+    def bring_back(self, component: str) -> None:
+        """Start a component `take_down` stopped, with the same arguments, and wait
+        until it, and the API server in front of it, answer ready."""
+        with self._lock:
+            index = next(i for i, (c, _) in enumerate(self._procs) if c == component)
+        self._replace(index, component)
         if component == "etcd":
             self._wait_ready("etcd", f"{self.etcd_url}/health", 60)
-        elif component == "kube-apiserver":
+        if component in ("etcd", "kube-apiserver"):
+            # After etcd comes back the API server needs a moment to reconnect; a test
+            # that goes on before /readyz sees 503s it did not cause.
             self._wait_ready("kube-apiserver", f"{self.server}/readyz", 90, self._admin_tls())
-        return time.monotonic() - started
 
     def etcd(self, method: str, body: dict[str, object]) -> dict[str, object]:
         """One call of etcd's v3 JSON gateway (`kv/range`, `kv/compaction`, ...)."""
@@ -395,7 +476,8 @@ class LocalControlPlane:
 
     def pids(self) -> list[int]:
         """The component processes' ids (each also leads its own process group)."""
-        return [proc.pid for _, proc in self._procs]
+        with self._lock:
+            return [proc.pid for _, proc in self._procs]
 
     def __enter__(self) -> LocalControlPlane:
         self.start()
