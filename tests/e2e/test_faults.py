@@ -414,7 +414,9 @@ async def _restart_during_build(
     # dies; it is thawed while the component is down, to meet the outage with its
     # work in flight.
     await eventually(
-        lambda: _owner_namespaces(api, names), deadline=120, interval=0.1,
+        lambda: _owner_namespaces(api, names),
+        deadline=120,
+        interval=0.1,
         what="a first owner namespace",
     )
     with op.frozen():
