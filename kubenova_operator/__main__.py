@@ -25,6 +25,7 @@ from .controllers.context import Context, context_of
 from .controllers.kubeconfigrequest import mint
 from .controllers.queue import TenantQueue
 from .controllers.tenant import reconcile_tenant
+from .controllers.uninstall import let_go_at_shutdown
 from .controllers.velasync import reconcile_velasync
 from .controllers.wiring import build_level_queues
 from .integrations import CAPSULE, KUBEVELA
@@ -37,6 +38,11 @@ from .observability.tracing import configure_tracing
 from .resources.labels import MANAGED_SELECTOR
 from .shim.registration import APISERVICE_NAME
 from .shim.server import Shim
+
+# Seconds a shutdown may spend finishing an uninstall's let-go: within the pod's
+# terminationGracePeriodSeconds (60, manifests/operator/deployment.yaml), with time to
+# spare for the rest of the shutdown.
+UNINSTALL_AT_SHUTDOWN = 40
 
 logger = logging.getLogger("kubenova_operator")
 assert controllers  # imported for its side effect: registering the handlers
@@ -92,7 +98,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # A standby's passes do nothing: the leader's do it, and once this replica leads,
     # its scheduler gives every object a pass (controllers/scheduler.py).
     async def tenant_pass(name: str, triggers: frozenset[str]) -> float | None:
-        if not context.leading.is_set():
+        # An uninstall's let-go runs on every replica (it only removes finalizers and
+        # deletes token bindings: idempotent): the Lease may go with the namespace.
+        if not context.leading.is_set() and not context.uninstalling:
             return None
         return await reconcile_tenant(context, name, triggers)
 
@@ -155,6 +163,10 @@ async def start_shim(context: Context) -> None:
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     context = context_of(memo)
     context.scheduler.stop()
+    try:
+        await asyncio.wait_for(let_go_at_shutdown(context), timeout=UNINSTALL_AT_SHUTDOWN)
+    except Exception:  # (a shutdown must not hang on it: the docs say how to finish by hand)
+        logger.exception("could not finish the uninstall's let-go at shutdown")
     if context.shim is not None:
         if context.settings.shim_unregister_on_exit:
             await context.kube.delete("apiregistration.k8s.io/v1", "APIService", APISERVICE_NAME)
@@ -221,7 +233,27 @@ async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> N
         await asyncio.wait({operator, election}, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
         await asyncio.wait({operator}, timeout=30)
+        was_leading = leading.is_set()
         election.cancel()
+        await asyncio.gather(election, return_exceptions=True)
+        if was_leading:
+            await release_lease(api, settings)
+
+
+async def release_lease(api: client.ApiClient, settings: Settings) -> None:
+    """Give the Lease up on a clean shutdown (a rolling update, a drain): a standby
+    takes over at its next try (lease_retry_seconds) instead of waiting out the Lease
+    duration, as client-go's ReleaseOnCancel does. Only if this replica still holds it."""
+    leases = client.CoordinationV1Api(api)
+    try:
+        lease = await leases.read_namespaced_lease(settings.lease_name, settings.namespace)
+        if lease.spec.holder_identity != settings.pod_name:
+            return
+        lease.spec.holder_identity = None  # type: ignore[assignment]  # (the model says str)
+        await leases.replace_namespaced_lease(settings.lease_name, settings.namespace, lease)
+        logger.info("released leader lease %s/%s", settings.namespace, settings.lease_name)
+    except Exception as exc:  # (gone, or the API server unreachable: it expires anyway)
+        logger.warning("could not release the leader lease: %s", exc)
 
 
 async def amain() -> None:

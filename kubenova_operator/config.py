@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     bind_address: str = "0.0.0.0"
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
+    service_account: str = Field(
+        default="kubenova-operator",
+        description="The operator's own ServiceAccount (in `namespace`): held, with its "
+        "ClusterRole and ClusterRoleBinding, until the operator has let go of the tenants "
+        "in an uninstall (controllers/uninstall.py).",
+    )
     leader_election: bool = True
     lease_name: str = "kubenova-operator"
     lease_seconds: int = Field(

@@ -52,6 +52,7 @@ from .conditions import condition, find
 from .context import Context, context_of
 from .finalizers import drop_kopf_leftovers
 from .outcome import Outcome, render_conditions, status_patch, unchanged
+from .scheduler import Slice
 from .tenant import _short, tenant_key
 from .wiring import watched_as_child
 
@@ -389,11 +390,12 @@ async def capsulesync_event(
     context.capsule_queue.submit(name, "spec")
 
 
-def capsulesync_resync(context: Context) -> None:
+def capsulesync_resync(context: Context, keys: Slice) -> None:
     """The periodic re-check (discovery: Capsule installed or removed since), from the
     operator's scheduler: a kopf timer would put kopf's finalizer on every CapsuleSync."""
     for sync in context.stores.children.of_kind("CapsuleSync"):
-        context.capsule_queue.submit(sync["metadata"]["name"], "resync")
+        if sync["metadata"]["name"] in keys:
+            context.capsule_queue.submit(sync["metadata"]["name"], "resync")
 
 
 RESYNCS.append(capsulesync_resync)

@@ -29,6 +29,7 @@ from ..resources.ownership import NamespaceRecord
 from .conditions import find
 from .context import Context, context_of
 from .outcome import is_terminal
+from .scheduler import Periodic, Slice
 from .tenant import tenant_key
 
 logger = logging.getLogger(__name__)
@@ -202,16 +203,17 @@ def _start_relisting(context: Context) -> None:
     context.scheduler.start(context, RESYNCS, RELISTS)
 
 
-def resync_tenants(context: Context) -> None:
-    """Every tenant gets a pass from the store (no API reads: it finds what events
-    could not, such as a quota's usage to sum)."""
+def resync_tenants(context: Context, keys: Slice) -> None:
+    """Every tenant (of this slice) gets a pass from the store (no API reads: it finds
+    what events could not, such as a quota's usage to sum)."""
     for tenant in sorted(t["metadata"]["name"] for t in context.stores.parents.of_kind("Tenant")):
-        context.queue.submit(tenant, "timer")
+        if tenant in keys:
+            context.queue.submit(tenant, "timer")
 
 
 # What the scheduler runs every resync and every relist (controllers/scheduler.py);
 # other controllers add theirs.
-RESYNCS: list[Callable[[Context], None]] = [resync_tenants]
+RESYNCS: list[Periodic] = [resync_tenants]
 RELISTS: list[Callable[[Context], Awaitable[None]]] = [relist_children]
 
 

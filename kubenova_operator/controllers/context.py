@@ -82,6 +82,9 @@ class Context:
     # The Tenant CRD is being deleted: Tenants and Projects are let go without
     # teardown (controllers/uninstall.py).
     uninstalling: bool = False
+    uninstall_began: float = 0.0  # (time.monotonic())
+    # Whether the operator's own access carries the uninstall hold (None: not known yet).
+    access_held: bool | None = None
     shim: Shim | None = None  # the aggregated API server, when it runs
     # The one clock: resyncs, relists, stuck-Application deadlines (controllers/scheduler.py).
     scheduler: Scheduler = field(default_factory=Scheduler)

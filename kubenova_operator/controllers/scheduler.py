@@ -7,7 +7,10 @@ passes:
 
 - every `KUBENOVA_RESYNC_SECONDS`: each Tenant, each VelaSync and each object of the
   level-triggered kinds (controllers/wiring.py: KubeConfigRequests, CapsuleSyncs) gets
-  a pass from the store (no API reads; a pass with nothing to do writes nothing);
+  a pass from the store (no API reads; a pass with nothing to do writes nothing),
+  spread over the period: every `period / RESYNC_SLOTS` one slice of the keys (by a
+  hash of the key), so N tenants cost N/12 passes every 5 s rather than N passes at
+  once, which queued every new tenant's first pass behind the whole fleet's;
 - every `KUBENOVA_RELIST_SECONDS`: the relists (controllers/children.py `RELISTS`);
 - one-shot deadlines keyed by name (`at`): a running KubeVela workflow that will count
   as stuck at a known time. A KubeConfigRequest's rotation deadline is the delay its
@@ -25,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,8 +39,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LEADERSHIP_POLL_SECONDS = 0.2
+# How many slices a resync period is cut into (each key is resynced once a period).
+RESYNC_SLOTS = 12
 
-Periodic = Callable[["Context"], None]
+
+@dataclass(frozen=True)
+class Slice:
+    """The keys a resync tick covers: those whose hash falls in slot `index` of `of`."""
+
+    index: int = 0
+    of: int = 1
+
+    def __contains__(self, key: str) -> bool:
+        return self.of == 1 or zlib.crc32(key.encode()) % self.of == self.index
+
+
+EVERY_KEY = Slice()
+
+Periodic = Callable[["Context", Slice], None]
 Relist = Callable[["Context"], Awaitable[None]]
 
 
@@ -95,15 +116,18 @@ class Scheduler:
         self, context: Context, resyncs: list[Periodic], relists: list[Relist]
     ) -> None:
         resync, relist = context.settings.resync_seconds, context.settings.relist_seconds
-        last_relist = 0.0
+        # The first relist one resync period after start-up (config.py says so).
+        last_relist = asyncio.get_running_loop().time() - relist + resync
         loop = asyncio.get_running_loop()
         follower = asyncio.create_task(self._follow_leadership(context, resyncs))
+        tick = 0
         try:
             while True:
-                await asyncio.sleep(resync)
+                await asyncio.sleep(resync / RESYNC_SLOTS)
                 if context.leading.is_set():
                     for submit in resyncs:
-                        submit(context)
+                        submit(context, Slice(tick % RESYNC_SLOTS, RESYNC_SLOTS))
+                tick += 1
                 if loop.time() - last_relist >= relist:
                     last_relist = loop.time()
                     await self._run_relists(context, relists)
@@ -123,7 +147,7 @@ class Scheduler:
                 self.took_over = loop.time()
                 logger.info("leading: every object gets a pass")
                 for submit in resyncs:
-                    submit(context)
+                    submit(context, EVERY_KEY)
             was = now
 
     def stop(self) -> None:

@@ -64,7 +64,7 @@ from .context import Context, context_of
 from .finalizers import ensure_finalizer, release_finalizer
 from .outcome import Outcome, is_terminal, render_conditions, status_patch, unchanged
 from .teardown import teardown_project, teardown_tenant
-from .uninstall import let_go
+from .uninstall import hold_access, let_go, release_access
 
 logger = logging.getLogger(__name__)
 
@@ -247,6 +247,8 @@ async def reconcile_tenant(context: Context, name: str, triggers: frozenset[str]
         return None
     if body is None:
         await _without_tenant(context, name, project_bodies)
+        if not any(True for _ in context.stores.parents.of_kind("Tenant")):
+            await release_access(context, "no tenants left", everyone=True)
         return None
     for project in project_bodies:
         if _deleting(project):
@@ -256,6 +258,9 @@ async def reconcile_tenant(context: Context, name: str, triggers: frozenset[str]
     if _deleting(body):
         return await _delete_tenant(context, name, body, project_bodies)
     await ensure_finalizer(context, body)
+    # With a tenant to let go of, the operator's own access must outlive an uninstall
+    # that deletes it in the same second (controllers/uninstall.py).
+    await hold_access(context)
     requeue = await _build(context, name, body, project_bodies, triggers)
     if context.stores.children.get(("CapsuleSync", "", name)) is not None:
         # Its Capsule Tenant follows the tenant's spec and namespaces.

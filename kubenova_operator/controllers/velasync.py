@@ -45,6 +45,7 @@ from .conditions import condition
 from .context import Context, context_of
 from .finalizers import drop_kopf_leftovers
 from .outcome import Outcome, render_conditions, status_patch, unchanged
+from .scheduler import Slice
 from .tenant import tenant_key
 from .wiring import wants_pass
 
@@ -351,10 +352,12 @@ RELISTS.append(relist_applications)
 # --- kopf wiring -------------------------------------------------------------------
 
 
-def resync_velasyncs(context: Context) -> None:
+def resync_velasyncs(context: Context, keys: Slice) -> None:
     for body in context.stores.children.of_kind("VelaSync"):
         meta = body["metadata"]
-        context.vela_queue.submit(velasync_key(meta["namespace"], meta["name"]), "resync")
+        key = velasync_key(meta["namespace"], meta["name"])
+        if key in keys:
+            context.vela_queue.submit(key, "resync")
 
 
 RESYNCS.append(resync_velasyncs)

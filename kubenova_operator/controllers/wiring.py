@@ -21,6 +21,7 @@ from .children import RELISTS, RESYNCS, observe_child
 from .context import Context, context_of
 from .finalizers import drop_kopf_leftovers
 from .queue import TenantQueue
+from .scheduler import Slice
 
 logger = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[Any]]
@@ -150,13 +151,13 @@ def _worker(context: Context, level: Level) -> Callable[[str, frozenset[str]], A
     return work
 
 
-def resync_level_triggered(context: Context) -> None:
+def resync_level_triggered(context: Context, keys: Slice) -> None:
     for level in LEVEL_TRIGGERED:
         if not level.resync:
             continue
         queue = context.passes.get(level.controller)
         for key in sorted(context.watched.get(level.controller, {})):
-            if queue is not None:
+            if queue is not None and key in keys:
                 queue.submit(key, "resync")
 
 

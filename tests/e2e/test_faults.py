@@ -34,6 +34,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubenova_operator.credentials.tokens import binding_secret_name
+from kubenova_operator.resources.uninstall import NAME as UNINSTALL_ACCESS
 
 from .harness import (
     GROUP,
@@ -420,17 +421,22 @@ async def _restart_during_build(
         what="a first owner namespace",
     )
     with op.frozen():
-        begun = len(await _owner_namespaces(api, names))
+        # (namespaces are a pass's first wave: all twenty may exist by now; Ready is
+        # the end of the build)
+        done = await _ready_tenants(api, names)
         started = time.monotonic()
         await asyncio.to_thread(plane.take_down, component)
     await asyncio.sleep(2)  # the outage itself: what the operator must ride out
     await asyncio.to_thread(plane.bring_back, component)
     down = time.monotonic() - started
-    assert begun < tenants, "the build was over before the restart"
+    assert len(done) < tenants, "the build was over before the restart"
     await _create_projects(api, names)
     await _converged(api, names, reference, deadline=300)
     assert op.alive(), op.tail()
-    print(f"{component} killed with {begun}/{tenants} owner namespaces built; down {down:.1f}s")
+    print(
+        f"{component} killed with {len(done)}/{tenants} tenants Ready; down {down:.1f}s; "
+        f"control-plane restarts so far {plane.respawns}"
+    )
     return down
 
 
@@ -584,12 +590,13 @@ def _writes_by(plane: LocalControlPlane, pod: str) -> list[datetime]:
 
 
 async def _failover(
-    api: client.ApiClient, leader: OperatorProcess, standby_name: str
+    api: client.ApiClient, leader: OperatorProcess, standby_name: str, *, kill: bool = True
 ) -> tuple[float, float, datetime]:
-    """kill -9 the leader; return (when it was killed, seconds until the standby held
-    the Lease, the wall-clock time it did)."""
+    """kill -9 the leader (or, with `kill=False`, SIGTERM it: a rolling update or a
+    drain); return (when it was stopped, seconds until the standby held the Lease,
+    the wall-clock time it did)."""
     killed = time.monotonic()
-    leader.stop(kill=True)
+    leader.stop(kill=kill)
     await eventually(
         lambda: _patiently(lambda: _holder_is(api, standby_name)),
         deadline=LEASE_SECONDS * 3,
@@ -599,12 +606,15 @@ async def _failover(
     return killed, time.monotonic() - killed, datetime.now(UTC)
 
 
-async def _tenants_ready(api: client.ApiClient, names: list[str]) -> bool:
+async def _ready_tenants(api: client.ApiClient, names: list[str]) -> set[str]:
     listed = await client.CustomObjectsApi(api).list_cluster_custom_object(
         GROUP, VERSION, "tenants"
     )
-    ready = {t["metadata"]["name"] for t in listed["items"] if ready_at_generation(t)}
-    return set(names) <= ready
+    return {t["metadata"]["name"] for t in listed["items"] if ready_at_generation(t)} & set(names)
+
+
+async def _tenants_ready(api: client.ApiClient, names: list[str]) -> bool:
+    return set(names) <= await _ready_tenants(api, names)
 
 
 async def _holder_is(api: client.ApiClient, name: str) -> bool:
@@ -671,6 +681,27 @@ async def test_two_replicas_fail_over_within_the_lease(
             # Expiry is judged from when the standby last saw the Lease change, checked
             # every retry period (2 s): one Lease duration, give or take two periods.
             assert took_over < LEASE_SECONDS + 2 * 2 + 2, took_over
+
+        # A clean stop (SIGTERM: a rolling update, a drain) gives the Lease up as the
+        # replica exits, so the standby leads at its next try instead of after the
+        # Lease duration.
+        second.start()
+        await eventually(lambda: _patiently(lambda: _ok(_ready(second))), deadline=90)
+        signalled = time.monotonic()
+        third.stop()
+        exited = time.monotonic()
+        await eventually(
+            lambda: _patiently(lambda: _holder_is(api, "faults-second")),
+            deadline=LEASE_SECONDS * 3,
+            interval=0.1,
+            what="faults-second to hold the Lease",
+        )
+        graceful = time.monotonic() - exited
+        print(
+            f"failover after SIGTERM of the leader: it exited after {exited - signalled:.1f}s, "
+            f"the standby led {graceful:.1f}s later"
+        )
+        assert graceful < 2 * 2 + 1, graceful  # two retry periods, and a second of slack
     finally:
         second.stop()
         third.stop()
@@ -842,10 +873,10 @@ async def _token_works(cluster: Cluster, token: str, namespace: str) -> bool:
 async def test_uninstall_keeps_tenants_and_revokes_credentials(
     plane: LocalControlPlane, faulty: tuple[OperatorProcess, client.ApiClient]
 ) -> None:
-    """The documented uninstall (CRDs first, then `kubectl delete -k manifests/`) with
-    tenants present (deletionPolicy Delete even):
-    nothing stays Terminating, the tenants' namespaces and workloads stay, and every
-    token Kubenova issued stops working."""
+    """The documented uninstall, `kubectl delete -k manifests/` in one step, with
+    tenants present (deletionPolicy Delete even): nothing stays Terminating (not the
+    Tenants, not the CRDs, not the operator's namespace), the tenants' namespaces and
+    workloads stay, and every token Kubenova issued stops working."""
     first, api = faulty
     first.stop()
     cluster = Cluster(kubeconfig=plane.kubeconfig, kubectl_binary=[str(plane.binary), "kubectl"])
@@ -886,19 +917,20 @@ async def test_uninstall_keeps_tenants_and_revokes_credentials(
             client.V1ConfigMap(metadata=client.V1ObjectMeta(name="workload"), data={"keep": "me"}),
         )
 
-        # The documented uninstall (docs/uninstall.md): the CRDs first, while the
-        # operator runs (it lets go of every Tenant and Project), then the rest.
-        result = await asyncio.to_thread(
-            cluster.kubectl,
-            "delete",
-            "crd",
-            "-l",
-            "app.kubernetes.io/part-of=kubenova",
-            "--wait=true",
-            "--timeout=110s",  # (the harness gives kubectl 120 s)
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
+        # While there are tenants, the operator holds its own access (the finalizer
+        # per replica, controllers/uninstall.py), so the one-step uninstall below
+        # cannot take it away before the operator has let go.
+        finalizers = cluster.kubectl(
+            "get", "serviceaccount", "kubenova-operator", "-n", OPERATOR_NAMESPACE,
+            "-o", "jsonpath={.metadata.finalizers}",
+        ).stdout  # fmt: skip
+        assert "kubenova.io/uninstall-faults-last" in finalizers, finalizers
+        for kind in ("clusterrole", "clusterrolebinding"):
+            cluster.kubectl("get", kind, UNINSTALL_ACCESS)  # (fails if it is not there)
+
+        # The documented uninstall (docs/uninstall.md), in one step: the CRDs, the
+        # operator's RBAC, its ServiceAccount and namespace go in the same second.
+        began = time.monotonic()
         result = await asyncio.to_thread(
             cluster.kubectl,
             "delete",
@@ -918,12 +950,9 @@ async def test_uninstall_keeps_tenants_and_revokes_credentials(
         # After the whole module ran, some sixty tenants with projects and requests
         # are let go here (about 400 API calls on a busy machine).
         await eventually(crds_gone, deadline=240, interval=1, what="Kubenova's CRDs deleted")
-        await eventually(
-            lambda: _namespace_gone(api, OPERATOR_NAMESPACE),
-            deadline=90,
-            interval=1,
-            what=f"{OPERATOR_NAMESPACE} deleted",
-        )
+        print(f"uninstall: CRDs gone {time.monotonic() - began:.1f}s after kubectl delete -k")
+        await _operator_namespace_gone(api, cluster, op)
+        print(f"uninstall: {OPERATOR_NAMESPACE} gone {time.monotonic() - began:.1f}s after it")
         terminating = [
             n.metadata.name
             for n in (await client.CoreV1Api(api).list_namespace()).items
@@ -932,6 +961,23 @@ async def test_uninstall_keeps_tenants_and_revokes_credentials(
         assert not terminating, terminating
         for name in ("fu1-owner", "fu1-apps", "fu1-app"):
             await client.CoreV1Api(api).read_namespace(name)  # kept
+
+        async def uninstall_access_gone() -> bool:
+            rbac = client.RbacAuthorizationV1Api(api)
+            roles = await rbac.list_cluster_role(
+                label_selector="app.kubernetes.io/part-of=kubenova"
+            )
+            bindings = await rbac.list_cluster_role_binding(
+                label_selector="app.kubernetes.io/part-of=kubenova"
+            )
+            left = [r.metadata.name for r in roles.items] + [
+                b.metadata.name for b in bindings.items
+            ]
+            # Only the per-tenant RBAC Kubenova built for the tenants (kept) may remain.
+            return UNINSTALL_ACCESS not in left and "kubenova:operator" not in left
+
+        # The let-go's own access goes with the operator's namespace (its owner).
+        await eventually(uninstall_access_gone, deadline=60, interval=1, what="no operator RBAC")
         kept = await client.CoreV1Api(api).read_namespaced_config_map("workload", "fu1-app")
         assert kept.data == {"keep": "me"}
         # Revoked: its binding Secret is gone (the API server may cache a validated
@@ -944,6 +990,26 @@ async def test_uninstall_keeps_tenants_and_revokes_credentials(
         )
     finally:
         op.stop()
+
+
+async def _operator_namespace_gone(
+    api: client.ApiClient, cluster: Cluster, op: OperatorProcess
+) -> None:
+    """Wait for the operator's namespace to go (it waits for the ServiceAccount the
+    operator holds until it has let go); if it does not, say what holds it."""
+    try:
+        await eventually(
+            lambda: _namespace_gone(api, OPERATOR_NAMESPACE),
+            deadline=90,
+            interval=1,
+            what=f"{OPERATOR_NAMESPACE} deleted",
+        )
+    except AssertionError as exc:
+        left = cluster.kubectl(
+            "get", "namespace,serviceaccount", "-n", OPERATOR_NAMESPACE, "-o", "yaml",
+            check=False,
+        ).stdout  # fmt: skip
+        raise AssertionError(f"{exc}\n{left}\noperator:\n{op.tail(40)}") from None
 
 
 async def _negate(value: Awaitable[bool]) -> bool:

@@ -22,11 +22,13 @@ import pytest
 import yaml
 
 from kubenova_operator.api import ALL_KINDS
+from kubenova_operator.config import Settings
 from kubenova_operator.controllers.kubeconfigrequest import _owner_ref
 from kubenova_operator.credentials.tokens import binding_secret
 from kubenova_operator.kube.kinds import CHILD_VERBS, REGISTRY
 from kubenova_operator.resources.credentials import default_requests
 from kubenova_operator.resources.rbac import tenant_cluster_access
+from kubenova_operator.resources.uninstall import uninstall_access
 from kubenova_operator.shim.registration import APISERVICE_NAME
 from kubenova_operator.shim.tls import SECRET_NAME as SERVING_SECRET
 
@@ -138,6 +140,22 @@ OWN_NEEDS = [
         names=(APISERVICE_NAME,),
     ),
     Need("", ("pods",), ("list",), "shim/server.py _usage"),
+    # The uninstall hold (patch, and the ClusterRole and binding it applies: the child
+    # grants above).
+    Need(
+        "",
+        ("serviceaccounts",),
+        ("get",),
+        "controllers/uninstall.py _set_hold",
+        names=(Settings().service_account,),
+    ),
+    Need(
+        "",
+        ("namespaces",),
+        ("get",),
+        "controllers/uninstall.py hold_access",
+        names=(Settings().namespace,),
+    ),
 ]
 # Roles in the operator's own namespace.
 NAMESPACED_NEEDS = [
@@ -268,3 +286,21 @@ def test_finalizers_follow_the_owner_references() -> None:
         if resource.endswith("/finalizers")
     }
     assert finalizers == {plural[kind] for kind in owners}
+
+
+def test_the_uninstall_access_is_within_the_operators_own() -> None:
+    """The API server lets the operator create a ClusterRole only with rules it holds
+    itself (escalation check): every rule of its uninstall access must be one, by
+    name or for every name."""
+    held = _bound_to_operator("ClusterRole")
+    settings = Settings()
+    role, binding = uninstall_access(settings.namespace, "uid", settings.service_account)
+    wanted = _expand(role["rules"])
+    missing = [g for g in wanted if g not in held and (*g[:3], "") not in held]
+    assert not missing, [_text(g) for g in missing]
+    assert (
+        binding["subjects"] == [OPERATOR] and binding["roleRef"]["name"] == role["metadata"]["name"]
+    )
+    # Owned by the namespace: collected with it, and never by Kubenova's own prunes.
+    assert role["metadata"]["ownerReferences"][0]["kind"] == "Namespace"
+    assert "app.kubernetes.io/managed-by" not in role["metadata"]["labels"]

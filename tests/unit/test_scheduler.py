@@ -7,13 +7,15 @@ import asyncio
 from typing import Any, cast
 
 import kopf
+from hypothesis import given
+from hypothesis import strategies as st
 
 import kubenova_operator.__main__  # noqa: F401 - registers every handler
 from kubenova_operator.config import get_settings
 from kubenova_operator.controllers import finalizers
 from kubenova_operator.controllers.context import Context
 from kubenova_operator.controllers.queue import TenantQueue
-from kubenova_operator.controllers.scheduler import Scheduler
+from kubenova_operator.controllers.scheduler import EVERY_KEY, RESYNC_SLOTS, Scheduler, Slice
 from kubenova_operator.controllers.wiring import LEVEL_TRIGGERED, wants_pass
 
 
@@ -101,3 +103,19 @@ async def test_kopfs_old_finalizer_and_diffbase_are_removed_once() -> None:
     clean = {**body, "metadata": {"name": "t", "resourceVersion": "8", "finalizers": ["other"]}}
     assert not await finalizers.drop_kopf_leftovers(context, clean)
     assert len(kube.patches) == 1
+
+
+@given(st.lists(st.text(min_size=1, max_size=80), max_size=200))
+def test_a_resync_period_covers_every_key_once(keys: list[str]) -> None:
+    """The resync ticks of one period, together, pass over every key exactly once."""
+    slices = [Slice(i, RESYNC_SLOTS) for i in range(RESYNC_SLOTS)]
+    for key in keys:
+        assert sum(key in s for s in slices) == 1
+        assert key in EVERY_KEY
+
+
+def test_a_resync_tick_takes_a_fraction_of_the_fleet() -> None:
+    """500 tenants: no tick submits more than a few times its even share (41.7)."""
+    names = [f"team-{i}" for i in range(500)]
+    sizes = [sum(n in Slice(i, RESYNC_SLOTS) for n in names) for i in range(RESYNC_SLOTS)]
+    assert sum(sizes) == 500 and max(sizes) < 2 * 500 / RESYNC_SLOTS, sizes
