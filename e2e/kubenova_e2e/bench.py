@@ -68,6 +68,8 @@ USER_AGENT = "kubenova-bench"
 BENCH_MANAGER = "kubenova-bench"
 BASELINE_MANAGED_BY = "kubenova-baseline"  # the operator ignores what is not "kubenova"
 FULL_NS = (50, 100, 250, 500)
+# The product's resync period (config.py), which the benchmark runs with.
+RESYNC_SECONDS = 60
 QUICK_NS = (25, 50)
 PROJECTS = ("web", "api")
 ENVIRONMENTS = ("dev", "prod")
@@ -614,7 +616,7 @@ class Bench:
                 plane.kubeconfig,
                 plane.workdir,
                 # The product's periods, not the tests' (platform.py shortens them).
-                KUBENOVA_RESYNC_SECONDS="60",
+                KUBENOVA_RESYNC_SECONDS=str(RESYNC_SECONDS),
                 KUBENOVA_RELIST_SECONDS="300",
                 KUBENOVA_CREDENTIAL_CHECK_SECONDS="30",
                 KUBENOVA_SHIM_REFRESH_SECONDS="60",
@@ -918,7 +920,12 @@ class Bench:
     # --- 4. idle ----------------------------------------------------------------------
 
     async def idle(self, api: Api, plane: LocalControlPlane, user: str) -> None:
-        await asyncio.sleep(5)
+        # Idle means nothing changes: the kube-controller-manager's quota controller is
+        # still filling in the last samples' ResourceQuota usage (which the tenants'
+        # status reports) for a while on a loaded machine, so the window starts one
+        # resync period after the last sample: every object has had its pass since.
+        self.say(f"idle: settling for one resync period ({RESYNC_SECONDS}s)")
+        await asyncio.sleep(RESYNC_SECONDS)
         self.say(f"idle: watching the operator's requests for {self.idle_seconds:.0f}s")
         before = request_totals(await api.text("/metrics"))
         start = datetime.now(UTC)

@@ -585,8 +585,13 @@ def _drift_condition(
         )
     previous = find(old.get("conditions"), "Drifted")
     if previous is not None and not (report and is_true(old.get("conditions"), "Drifted")):
-        # Keep the last heal's message until something else happens.
-        return {k: previous[k] for k in ("type", "status", "reason", "message") if k in previous}
+        # Keep the last heal's message until something else happens, as of this
+        # generation (without it, the condition flapped observedGeneration: one more
+        # status write, one resync after every build).
+        kept: dict[str, Any] = {
+            k: previous[k] for k in ("type", "status", "reason", "message") if k in previous
+        }
+        return kept if generation is None else {**kept, "observedGeneration": generation}
     return condition("Drifted", False, "InSync", "", generation)
 
 
@@ -688,6 +693,11 @@ async def write_project_status(
             API_VERSION, "Project", meta["name"], meta["namespace"], patch
         )
     )
+    if (old.get("namespaces") or []) != (patch.get("namespaces") or []):
+        # Its VelaSync summarizes these namespaces: tell it now, not at its next resync
+        # (a write there a resync period late, and a VelaSync not Ready meanwhile). A
+        # pass for a VelaSync not there (yet) does nothing.
+        context.vela_queue.submit(f"{meta['namespace']}/{meta['name']}", "project")
     previous = find(old.get("conditions"), "Ready")
     if not outcome.is_ready and (previous is None or previous.get("reason") != outcome.reason):
         events.warning(body, outcome.reason, outcome.message)
