@@ -85,6 +85,7 @@ class Context:
     uninstall_began: float = 0.0  # (time.monotonic())
     # Whether the operator's own access carries the uninstall hold (None: not known yet).
     access_held: bool | None = None
+    hold_retry_at: float = 0.0  # (time.monotonic()) when a failed hold may be tried again
     shim: Shim | None = None  # the aggregated API server, when it runs
     # The one clock: resyncs, relists, stuck-Application deadlines (controllers/scheduler.py).
     scheduler: Scheduler = field(default_factory=Scheduler)

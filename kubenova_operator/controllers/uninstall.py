@@ -146,6 +146,9 @@ async def hold_access(context: Context) -> None:
     hold would keep nothing working, so a failure to grant it skips the hold."""
     if context.access_held or context.uninstalling:
         return
+    if time.monotonic() < context.hold_retry_at:
+        return  # (it failed a moment ago: not a GET per pass)
+    context.hold_retry_at = time.monotonic() + context.settings.resync_seconds
     settings = context.settings
     try:
         namespace = await context.kube.get("v1", "Namespace", settings.namespace)
@@ -160,6 +163,7 @@ async def hold_access(context: Context) -> None:
         return
     await _set_hold(context, held=True)
     context.access_held = True
+    context.hold_retry_at = 0.0
 
 
 async def release_access(context: Context, why: str, *, everyone: bool = False) -> None:
