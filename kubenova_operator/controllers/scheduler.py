@@ -27,6 +27,9 @@ Nothing here retries: a pass that fails is the queue's to retry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import functools
 import logging
 import zlib
 from collections.abc import Awaitable, Callable
@@ -39,6 +42,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LEADERSHIP_POLL_SECONDS = 0.2
+
+
+def _malloc_trim() -> Callable[[], object]:
+    """glibc's malloc_trim(0), or nothing where there is no glibc.
+
+    A burst (a GitOps sync of hundreds of tenants) leaves the C heap at its high-water
+    mark: freed, but not returned to the system, so RSS stays at the peak for good.
+    Trimming once a resync period gives it back (measured at N = 100: idle RSS
+    298 MB -> 263 MB; MALLOC_ARENA_MAX=2 did nothing). Python's own small-object
+    arenas are returned by CPython when they empty; this is the rest."""
+    with contextlib.suppress(OSError, AttributeError):
+        return functools.partial(ctypes.CDLL("libc.so.6").malloc_trim, 0)
+    return lambda: None
+
+
+TRIM_HEAP = _malloc_trim()
 # How many slices a resync period is cut into (each key is resynced once a period).
 RESYNC_SLOTS = 12
 
@@ -128,6 +147,8 @@ class Scheduler:
                     for submit in resyncs:
                         submit(context, Slice(tick % RESYNC_SLOTS, RESYNC_SLOTS))
                 tick += 1
+                if tick % RESYNC_SLOTS == 0:
+                    TRIM_HEAP()
                 if loop.time() - last_relist >= relist:
                     last_relist = loop.time()
                     await self._run_relists(context, relists)
