@@ -48,6 +48,7 @@ from kubernetes_asyncio import client as k8s_client
 from kubenova_operator.api.common import API_VERSION
 from kubenova_operator.api.project import Project
 from kubenova_operator.api.tenant import Tenant, owner_namespace
+from kubenova_operator.config import Settings
 from kubenova_operator.kube.kinds import REGISTRY, WAVES, wave_of
 from kubenova_operator.resources import labels as L
 from kubenova_operator.resources.budget import ProjectInput, admit_projects
@@ -68,8 +69,8 @@ USER_AGENT = "kubenova-bench"
 BENCH_MANAGER = "kubenova-bench"
 BASELINE_MANAGED_BY = "kubenova-baseline"  # the operator ignores what is not "kubenova"
 FULL_NS = (50, 100, 250, 500)
-# The product's resync period (config.py), which the benchmark runs with.
-RESYNC_SECONDS = 60
+# The product's default resync period (config.py), which the benchmark runs with.
+RESYNC_SECONDS = int(Settings.model_fields["resync_seconds"].default)
 QUICK_NS = (25, 50)
 PROJECTS = ("web", "api")
 ENVIRONMENTS = ("dev", "prod")
