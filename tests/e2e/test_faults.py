@@ -927,6 +927,7 @@ async def test_uninstall_keeps_tenants_and_revokes_credentials(
         assert "kubenova.io/uninstall-faults-last" in finalizers, finalizers
         for kind in ("clusterrole", "clusterrolebinding"):
             cluster.kubectl("get", kind, UNINSTALL_ACCESS)  # (fails if it is not there)
+        _owner_cannot_take_the_uninstall_access(cluster, "fu1-owner")
 
         # The documented uninstall (docs/uninstall.md), in one step: the CRDs, the
         # operator's RBAC, its ServiceAccount and namespace go in the same second.
@@ -990,6 +991,41 @@ async def test_uninstall_keeps_tenants_and_revokes_credentials(
         )
     finally:
         op.stop()
+
+
+def _owner_cannot_take_the_uninstall_access(cluster: Cluster, owner_namespace: str) -> None:
+    """From a tenant owner's seat (the token of the owner ServiceAccount Kubenova made):
+    the hold on the operator's ServiceAccount and the let-go's ClusterRole are out of
+    reach: not removable, not deletable, and not bindable in the tenant's own namespace
+    (the API server's escalation check: the owner does not hold its rules)."""
+    token = cluster.create_token("kubenova-owner", owner_namespace)
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "borrowed", "namespace": owner_namespace},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": UNINSTALL_ACCESS,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": owner_namespace}],
+    }
+    attempts = {
+        "drop the hold": (
+            "patch", "serviceaccount", "kubenova-operator", "-n", OPERATOR_NAMESPACE,
+            "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
+        ),
+        "delete the binding": ("delete", "clusterrolebinding", UNINSTALL_ACCESS),
+        "bind the role": ("create", "-f", "-"),
+    }  # fmt: skip
+    for what, args in attempts.items():
+        stdin = json.dumps(binding) if what == "bind the role" else None
+        result = cluster.token_kubectl(token, *args, stdin=stdin)
+        assert result.returncode != 0 and "forbidden" in result.stderr.lower(), (
+            what,
+            result.stdout,
+            result.stderr,
+        )
 
 
 async def _operator_namespace_gone(
