@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kubenova_operator.kube.diff import differences
 from kubenova_operator.kube.store import Store
@@ -94,3 +98,40 @@ def test_relist_finds_what_was_deleted_unseen() -> None:
     listed_at = datetime(2026, 11, 25, 10, 1, tzinfo=UTC)
     assert store.stale("RoleBinding", set(), listed_at) == [("RoleBinding", "ns", "old")]
     assert store.stale("RoleBinding", {("RoleBinding", "ns", "old")}, listed_at) == []
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@given(spec=JSON, labels=st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=4))
+def test_the_store_keeps_its_own_copy_of_what_it_is_given(
+    spec: Any, labels: dict[str, str]
+) -> None:
+    """Whatever JSON a watch event or a write's answer carries, the store's copy equals
+    it and does not move when the caller's dicts are changed afterwards (the store is
+    read by every pass; a caller that edits its body must not edit the store)."""
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "n", "labels": labels, "managedFields": [{}]},
+        "data": {"spec": spec, "list": [spec, {"x": [spec]}]},
+    }
+    expected = copy.deepcopy(body)
+    store = Store()
+    store.upsert(body)
+    held = store.get(("ConfigMap", "n", "c"))
+    assert held is not None
+    assert held["data"] == expected["data"]
+    assert held["metadata"]["labels"] == labels
+    assert "managedFields" not in held["metadata"]
+    body["data"]["list"][1]["x"].append("edited")
+    body["data"]["spec"] = "edited"
+    body["metadata"]["labels"]["edited"] = "yes"
+    assert held["data"] == expected["data"]
+    assert held["metadata"]["labels"] == expected["metadata"]["labels"]
