@@ -27,7 +27,7 @@ from .controllers.queue import TenantQueue
 from .controllers.tenant import reconcile_tenant
 from .controllers.uninstall import let_go_at_shutdown
 from .controllers.velasync import reconcile_velasync
-from .controllers.wiring import build_level_queues
+from .controllers.wiring import build_level_queues, configure_kopf_storage
 from .integrations import CAPSULE, KUBEVELA
 from .kube.client import Kube, in_cluster, load_configuration, service_account_login
 from .kube.kinds import REGISTRY
@@ -70,6 +70,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Leader election is ours (a Lease); kopf's peering objects are not needed.
     settings.peering.standalone = True
     settings.peering.mandatory = False
+    # Nothing for kopf to remember between events (no diff base, no handler progress).
+    configure_kopf_storage(settings)
     # Long watches, renewed before API servers or load balancers cut them.
     settings.watching.server_timeout = 290
     settings.watching.client_timeout = 300
