@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import kopf
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -25,6 +26,10 @@ from kubernetes_asyncio.dynamic.resource import Resource
 from ..resources.labels import FIELD_MANAGER
 
 REDISCOVERY_INTERVAL = 10.0
+# How long a has_kind answer is reused: the passes of a burst (a VelaSync or CapsuleSync
+# pass asks whether its peer is installed) share one discovery GET, and a peer installed
+# meanwhile is still seen within seconds.
+KIND_ANSWER_SECONDS = 5.0
 # Where Kubernetes mounts a pod's ServiceAccount token, CA bundle and namespace.
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -99,6 +104,26 @@ async def load_configuration() -> client.Configuration:
     return configuration
 
 
+def without_environment(api: client.ApiClient) -> None:
+    """kubernetes-asyncio opens its session with aiohttp's trust_env=True: every
+    request then looks for a ~/.netrc password and an environment proxy for the API
+    server, each in a thread (a seventh of the operator's CPU while it converged,
+    docs/benchmarks.md). The session is replaced by one that does neither, on the same
+    connection pool; this is how kopf's own session (its watches) is set up by default
+    (settings.networking.trust_env is False), so both reach the API server the same
+    way: directly, or through the kubeconfig's proxy-url."""
+    rest = api.rest_client
+    old = rest.pool_manager
+    connector = old.connector
+    old.detach()  # closed without closing the connection pool it hands over
+    rest.pool_manager = aiohttp.ClientSession(
+        connector=connector,
+        trust_env=False,
+        # kubernetes-asyncio's own: room for large objects in one read.
+        read_bufsize=2**21,
+    )
+
+
 class Kube:
     """A thin, typed face over the dynamic client for what controllers need."""
 
@@ -107,10 +132,12 @@ class Kube:
         self.dynamic = dynamic
         self._last_rediscovery = 0.0
         self._discovery_lock = asyncio.Lock()
+        self._kinds_served: dict[tuple[str, str], tuple[float, bool]] = {}
 
     @classmethod
     async def connect(cls) -> Kube:
         api = client.ApiClient(await load_configuration())
+        without_environment(api)
         # A private discovery cache: the default is shared by every process of the
         # machine that talks to the same URL.
         cache = os.path.join(tempfile.mkdtemp(prefix="kubenova-discovery-"), "cache.json")
@@ -140,15 +167,23 @@ class Kube:
 
     async def has_kind(self, api_version: str, kind: str) -> bool:
         """Whether the API server serves `kind` now: one discovery GET of its group
-        version (cheap, and no cache to go stale when a peer is installed)."""
+        version, its answer reused for KIND_ANSWER_SECONDS (so it cannot go stale for
+        longer when a peer is installed or removed)."""
+        key = (api_version, kind)
+        asked = self._kinds_served.get(key)
+        if asked is not None and time.monotonic() - asked[0] < KIND_ANSWER_SECONDS:
+            return asked[1]
         group, _, version = api_version.rpartition("/")
         try:
             found = await client.CustomObjectsApi(self.api).get_api_resources(group, version)
         except ApiException as exc:
-            if exc.status in (404, 503):  # not served, or an APIService not available
-                return False
-            raise
-        return any(r.kind == kind for r in found.resources or [])
+            if exc.status not in (404, 503):  # not served, or an APIService not available
+                raise
+            served = False
+        else:
+            served = any(r.kind == kind for r in found.resources or [])
+        self._kinds_served[key] = (time.monotonic(), served)
+        return served
 
     async def apply(
         self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubenova_operator.kube.client import (
@@ -14,6 +15,7 @@ from kubenova_operator.kube.client import (
     in_cluster,
     in_cluster_server,
     service_account_login,
+    without_environment,
 )
 
 
@@ -63,3 +65,23 @@ def test_service_account_login_reads_the_mounted_token_each_time(tmp_path: Path)
     # The kubelet rewrote the projected token: the next login (after a 401) uses it.
     (tmp_path / "token").write_text("second")
     assert service_account_login(tmp_path, env).token == "second"
+
+
+async def test_the_operators_session_reads_no_netrc_or_proxy_from_the_environment() -> None:
+    """Each request of kubernetes-asyncio's default session looked for a ~/.netrc and
+    an environment proxy in a thread; the operator's own session does not, and keeps
+    the connection pool (and its limit) it was given."""
+    configuration = client.Configuration()
+    configuration.host = "https://127.0.0.1:6443"
+    api = client.ApiClient(configuration)
+    before = api.rest_client.pool_manager
+    pool = before.connector
+    assert before.trust_env  # what kubernetes-asyncio does (why this exists)
+    without_environment(api)
+    session = api.rest_client.pool_manager
+    assert not session.trust_env
+    assert session.connector is pool
+    assert pool is not None and pool.limit == configuration.connection_pool_maxsize
+    assert before.closed and not session.closed and not pool.closed
+    await api.close()
+    assert pool.closed
