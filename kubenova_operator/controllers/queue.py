@@ -10,6 +10,12 @@ transient API failure) is retried with exponential backoff; a pass that returns 
 (work in progress, e.g. a namespace still terminating) is looked at again after it; a
 pass that returns None waits for the next event. A Stalled object therefore costs no
 API traffic until its spec, or something it depends on, changes.
+
+At most `concurrency` passes of a queue run at once (controller-runtime's
+MaxConcurrentReconciles): a burst of 500 new tenants is built a few tenants at a time,
+each to the end, instead of all 500 at once sharing the connection pool, each holding
+its desired objects and its writes in flight (that is memory, and CPU spent switching
+between them; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
+# Passes of one queue at once. Each pass writes its objects concurrently (a wave at a
+# time), so a few passes keep the API server's connections busy.
+CONCURRENCY = 8
 
 
 @dataclass
@@ -40,9 +49,11 @@ class TenantQueue:
         self,
         work: Callable[[str, frozenset[str]], Awaitable[float | None]],
         what: str = "tenant",
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self._work = work
         self._what = what
+        self._slots = asyncio.Semaphore(concurrency)
         self._states: dict[str, _State] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -55,23 +66,30 @@ class TenantQueue:
         async with state.lock:
             if not state.pending:
                 return  # a pass that started after our request covered it
-            state.pending = False
-            # The pass learns every reason it covers: one that includes a spec change
-            # must not report the resulting differences as drift.
-            triggers = frozenset(state.triggers)
-            state.triggers.clear()
-            if state.retry is not None:
-                state.retry.cancel()
-                state.retry = None
-            try:
-                requeue = await self._work(tenant, triggers)
-            except Exception:
-                state.failures += 1
-                state.triggers |= triggers  # the retry covers them again
-                raise
-            state.failures = 0
-            if requeue is not None and tenant in self._states:
-                self._later(tenant, requeue, "requeue")
+            async with self._slots:
+                # The request is taken once the slot is (only the lock's holder takes
+                # one): what arrived while this pass waited for a slot is covered by
+                # it, not by one more pass after it.
+                await self._pass(tenant, state)
+
+    async def _pass(self, tenant: str, state: _State) -> None:
+        state.pending = False
+        # The pass learns every reason it covers: one that includes a spec change must
+        # not report the resulting differences as drift.
+        triggers = frozenset(state.triggers)
+        state.triggers.clear()
+        if state.retry is not None:
+            state.retry.cancel()
+            state.retry = None
+        try:
+            requeue = await self._work(tenant, triggers)
+        except Exception:
+            state.failures += 1
+            state.triggers |= triggers  # the retry covers them again
+            raise
+        state.failures = 0
+        if requeue is not None and tenant in self._states:
+            self._later(tenant, requeue, "requeue")
 
     async def nudge(self, tenant: str, trigger: str) -> None:
         """Reconcile from a watch event: errors are logged and retried with backoff
@@ -95,7 +113,14 @@ class TenantQueue:
     def submit(self, tenant: str, trigger: str) -> None:
         """Ask for a pass without waiting for it. Watch-event handlers use this: they
         return at once, so a burst of events (every child listed when a watch starts)
-        never queues behind passes, and a deletion is seen when it happens."""
+        never queues behind passes, and a deletion is seen when it happens. A key
+        whose next pass is already asked for (a request waits for the running pass)
+        only adds its reason to that pass: a burst of a tenant's child events costs no
+        task per event."""
+        state = self._states.get(tenant)
+        if state is not None and state.pending:
+            state.triggers.add(trigger)
+            return
         task = asyncio.get_running_loop().create_task(self.nudge(tenant, trigger))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -59,3 +59,56 @@ async def test_submit_returns_at_once_and_the_pass_follows() -> None:
     assert not done.is_set()
     release.set()
     await asyncio.wait_for(done.wait(), timeout=5)
+
+
+async def test_at_most_the_queues_concurrency_of_passes_run_at_once() -> None:
+    running: set[str] = set()
+    most = 0
+    release = asyncio.Event()
+
+    async def work(key: str, triggers: frozenset[str]) -> None:
+        nonlocal most
+        running.add(key)
+        most = max(most, len(running))
+        await release.wait()
+        running.discard(key)
+
+    queue = TenantQueue(work, concurrency=3)
+    tasks = [asyncio.create_task(queue.run(f"t{i}", "spec")) for i in range(10)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(running) == 3
+    release.set()
+    await asyncio.gather(*tasks)
+    assert most == 3 and not running
+
+
+async def test_what_arrives_while_a_pass_waits_for_a_slot_is_covered_by_it() -> None:
+    """A tenant whose pass waits for a slot gathers every later request into that pass:
+    no task per request, and no second pass after it."""
+    passes: list[tuple[str, frozenset[str]]] = []
+    release = asyncio.Event()
+
+    async def work(key: str, triggers: frozenset[str]) -> None:
+        passes.append((key, triggers))
+        if key == "busy":
+            await release.wait()
+
+    queue = TenantQueue(work, concurrency=1)
+    busy = asyncio.create_task(queue.run("busy", "spec"))
+    await asyncio.sleep(0)  # "busy" holds the one slot
+    queue.submit("acme", "spec")
+    for _ in range(3):
+        await asyncio.sleep(0)  # acme's pass is waiting for the slot
+    tasks_before = len(queue._tasks)
+    for trigger in ("child", "child", "namespace-freed", "resync"):
+        queue.submit("acme", trigger)
+    assert len(queue._tasks) == tasks_before  # coalesced, not queued
+    release.set()
+    await busy
+    while queue._tasks:
+        await asyncio.gather(*list(queue._tasks))
+    assert passes == [
+        ("busy", frozenset({"spec"})),
+        ("acme", frozenset({"spec", "child", "namespace-freed", "resync"})),
+    ]
