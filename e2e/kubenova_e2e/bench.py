@@ -548,6 +548,19 @@ def reconcile_totals(metrics: str) -> dict[str, int]:
     return dict(sorted(totals.items()))
 
 
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds spent by each component between two readings (one restarted in
+    between counts from zero)."""
+    return {
+        c: round(after[c] - before.get(c, 0.0) if after[c] >= before.get(c, 0.0) else after[c], 2)
+        for c in sorted(after)
+    }
+
+
+def counter_delta(before: Counter[str], after: Counter[str]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in sorted(after) if after[k] - before.get(k, 0)}
+
+
 def request_totals(metrics: str) -> Counter[str]:
     """apiserver_request_total summed by verb (every client: the metric has no user)."""
     totals: Counter[str] = Counter()
@@ -584,6 +597,18 @@ class Result:
     passes_at_convergence: dict[str, int] = field(default_factory=dict)
     after_idle: dict[str, float] = field(default_factory=dict)
     load_end: float = 0.0
+    # What each burst cost the API server's side: requests by verb (every client,
+    # apiserver_request_total) and the control plane's CPU seconds (etcd, API server,
+    # controller-manager, scheduler), for the baseline's burst and Kubenova's.
+    baseline_requests: dict[str, int] = field(default_factory=dict)
+    baseline_plane_cpu_seconds: float = 0.0
+    baseline_plane_cpu_by_component: dict[str, float] = field(default_factory=dict)
+    kubenova_requests: dict[str, int] = field(default_factory=dict)
+    kubenova_plane_cpu_seconds: float = 0.0
+    kubenova_plane_cpu_by_component: dict[str, float] = field(default_factory=dict)
+    # The operator's own requests while it converged (audit log), by verb and resource.
+    kubenova_operator_requests: dict[str, int] = field(default_factory=dict)
+    kubenova_operator_cpu_seconds: float = 0.0
 
 
 class Bench:
@@ -594,12 +619,24 @@ class Bench:
         self.profile = profile
         self.result = Result(n=n, load_start=os.getloadavg()[0])
         self.rng = random.Random(n)
+        self.plane: LocalControlPlane | None = None
 
     def say(self, message: str) -> None:
         say(f"N={self.n}: {message}")
 
+    async def plane_usage(self, api: Api) -> tuple[dict[str, float], Counter[str]]:
+        """The control plane's CPU seconds so far by component, and the API server's
+        requests by verb."""
+        assert self.plane is not None
+        cpu = {
+            component: process_usage(pid)["cpu_seconds"]
+            for component, pid in self.plane.component_pids().items()
+        }
+        return cpu, request_totals(await api.text("/metrics"))
+
     async def run(self) -> Result:
         plane = LocalControlPlane(controlplane_binary())
+        self.plane = plane
         policy = plane.workdir / "bench-audit-policy.yaml"
         policy.write_text(AUDIT_POLICY)
         plane.audit_policy = policy
@@ -629,7 +666,8 @@ class Bench:
             self.result.at_start = process_usage(pid)
             if self.profile is not None:
                 profiler = start_profiler(pid, self.profile)
-            await self.converge(api)
+            user = f"system:serviceaccount:{operator.namespace}:{operator.service_account}"
+            await self.converge(api, pid, user)
             self.result.after_convergence = process_usage(pid)
             self.result.passes_at_convergence = reconcile_totals(operator.metrics())
             self.say(f"passes so far by controller: {self.result.passes_at_convergence}")
@@ -637,7 +675,6 @@ class Bench:
                 stop_profiler(profiler)
                 profiler = None
             await self.latencies(api)
-            user = f"system:serviceaccount:{operator.namespace}:{operator.service_account}"
             await self.idle(api, plane, user)
             self.result.after_idle = process_usage(pid)
             self.result.load_end = os.getloadavg()[0]
@@ -703,6 +740,7 @@ class Bench:
             done += 1
 
         self.say(f"baseline: applying {self.n} tenants' objects (raw server-side apply)")
+        plane_cpu, requests = await self.plane_usage(api)
         started, cpu = time.monotonic(), time.process_time()
         task = asyncio.gather(*(tenant(t) for t in names))
         await self.progress(
@@ -710,6 +748,11 @@ class Bench:
         )
         self.result.baseline_seconds = round(time.monotonic() - started, 2)
         self.result.baseline_client_cpu_seconds = round(time.process_time() - cpu, 2)
+        plane_cpu_after, requests_after = await self.plane_usage(api)
+        spent = cpu_delta(plane_cpu, plane_cpu_after)
+        self.result.baseline_plane_cpu_by_component = spent
+        self.result.baseline_plane_cpu_seconds = round(sum(spent.values()), 2)
+        self.result.baseline_requests = counter_delta(requests, requests_after)
         self.result.baseline_objects = count_by_kind(written)
         self.say(
             f"baseline: {len(written)} objects in {self.result.baseline_seconds:.1f}s "
@@ -747,7 +790,7 @@ class Bench:
 
     # --- 2. Kubenova ----------------------------------------------------------------
 
-    async def converge(self, api: Api) -> None:
+    async def converge(self, api: Api, operator_pid: int, operator_user: str) -> None:
         names = tenant_names("t", self.n)
         tenants = Watcher(api, path("Tenant"), is_ready)
         projects = Watcher(api, path("Project"), is_ready)
@@ -768,6 +811,9 @@ class Bench:
             await watcher.start()
         expected_projects = [(owner_namespace(t), p) for t in names for p in PROJECTS]
         self.say(f"kubenova: applying {self.n} Tenants and {2 * self.n} Projects")
+        plane_cpu, requests = await self.plane_usage(api)
+        operator_cpu = process_usage(operator_pid)["cpu_seconds"]
+        wall_start = datetime.now(UTC)
         started = time.monotonic()
         await asyncio.gather(*(api.apply(tenant_manifest(t)) for t in names))
         waiting = asyncio.ensure_future(
@@ -786,6 +832,15 @@ class Bench:
             )
 
         await self.progress(waiting, line)
+        wall_end = datetime.now(UTC)
+        plane_cpu_after, requests_after = await self.plane_usage(api)
+        spent = cpu_delta(plane_cpu, plane_cpu_after)
+        self.result.kubenova_plane_cpu_by_component = spent
+        self.result.kubenova_plane_cpu_seconds = round(sum(spent.values()), 2)
+        self.result.kubenova_requests = counter_delta(requests, requests_after)
+        self.result.kubenova_operator_cpu_seconds = round(
+            process_usage(operator_pid)["cpu_seconds"] - operator_cpu, 2
+        )
         await asyncio.gather(*pending)
         last = max(
             *(tenants.met_at[("", t)] for t in names),
@@ -801,6 +856,19 @@ class Bench:
             f"{self.result.ratio:.2f}x the baseline's {self.result.baseline_seconds:.1f}s"
         )
         self.result.kubenova_objects = await self.kubenova_counts(api, set(names))
+        assert self.plane is not None
+        await asyncio.sleep(2)  # the audit log's buffer reaches the file
+        self.result.kubenova_operator_requests = audit_counts(
+            self.plane.audit_log_files(), operator_user, wall_start, wall_end
+        )["by_request"]
+        mine = sum(self.result.kubenova_operator_requests.values())
+        self.say(
+            f"kubenova: requests to converge: operator {mine}"
+            f" (every client {sum(self.result.kubenova_requests.values())}; the baseline's "
+            f"{sum(self.result.baseline_requests.values())}); control plane CPU "
+            f"{self.result.kubenova_plane_cpu_seconds:.1f}s (the baseline's "
+            f"{self.result.baseline_plane_cpu_seconds:.1f}s)"
+        )
 
     async def kubenova_counts(self, api: Api, names: set[str]) -> dict[str, int]:
         """What the operator built for the burst's tenants, by kind (the baseline's

@@ -479,6 +479,11 @@ class LocalControlPlane:
         with self._lock:
             return [proc.pid for _, proc in self._procs]
 
+    def component_pids(self) -> dict[str, int]:
+        """Each running component's process id, by component (etcd, kube-apiserver, ...)."""
+        with self._lock:
+            return {component: proc.pid for component, proc in self._procs}
+
     def __enter__(self) -> LocalControlPlane:
         self.start()
         return self
