@@ -198,6 +198,8 @@ async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> N
     cold start to the outage."""
     leading = asyncio.Event()
     async with client.ApiClient(await load_configuration()) as api:
+        # Which replica took or renewed the Lease is in the API server's audit log.
+        api.user_agent = f"kubenova-operator/{__version__} ({settings.pod_name}) leader-election"
         lock = LeaseLock(settings.lease_name, settings.namespace, settings.pod_name, api)
 
         async def lead() -> None:

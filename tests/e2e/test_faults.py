@@ -28,7 +28,7 @@ import aiohttp
 import pytest
 import yaml
 from kubenova_e2e.build import REPO
-from kubenova_e2e.controlplane import LocalControlPlane
+from kubenova_e2e.controlplane import AUDIT_POLICY, LocalControlPlane
 from kubenova_e2e.platform import OPERATOR_NAMESPACE, OperatorProcess, install_platform
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -265,9 +265,26 @@ def _listers(api: client.ApiClient) -> dict[str, Callable[[], Awaitable[list[dic
     }
 
 
+# The product's audit policy, but recording the operator's Lease writes too: which
+# replica took the Lease, and when, is what "no write before it led" is measured from.
+LEASE_WRITES_RULE = """rules:
+  - level: Metadata
+    verbs: [create, update, patch]
+    users: [system:serviceaccount:kubenova-system:kubenova-operator]
+    resources:
+      - group: coordination.k8s.io
+        resources: [leases]
+"""
+
+
 @pytest.fixture(scope="module")
 def plane() -> Iterator[LocalControlPlane]:
     plane = LocalControlPlane()
+    policy = plane.workdir / "audit-policy-with-leases.yaml"
+    product = AUDIT_POLICY.read_text()
+    assert "\nrules:\n" in product
+    policy.write_text(product.replace("\nrules:\n", "\n" + LEASE_WRITES_RULE, 1))
+    plane.audit_policy = policy
     plane.start(controllers=False)
     try:
         install_platform(plane.kubeconfig)
@@ -570,23 +587,40 @@ def _ready(op: OperatorProcess) -> bool:
         return False
 
 
-def _writes_by(plane: LocalControlPlane, pod: str) -> list[datetime]:
-    """When the operator process `pod` wrote anything (its userAgent names it), but
-    for its aggregated API's own registration (every replica serves it and applies the
-    same APIService and serving Secret)."""
-    times = []
+def _writes_of(plane: LocalControlPlane, pod: str) -> list[tuple[datetime, str, int]]:
+    """Every write of the operator process `pod` (its userAgent names it), as (when,
+    resource, response code)."""
+    writes = []
     for path in plane.audit_log_files():
         for line in path.read_text(errors="replace").splitlines():
             if f"({pod})" not in line:
                 continue
             event = json.loads(line)
-            ref = event.get("objectRef") or {}
-            if ref.get("resource") == "apiservices" or ref.get("name") == "kubenova-api-tls":
+            if event.get("stage") != "ResponseComplete":
                 continue
             if event.get("verb") in ("create", "update", "patch", "delete"):
-                stamp = event["stageTimestamp"].replace("Z", "+00:00")
-                times.append(datetime.fromisoformat(stamp))
-    return times
+                ref = event.get("objectRef") or {}
+                stamp = datetime.fromisoformat(event["stageTimestamp"].replace("Z", "+00:00"))
+                code = int((event.get("responseStatus") or {}).get("code") or 0)
+                resource = "kubenova-api-tls" if ref.get("name") == "kubenova-api-tls" else ""
+                writes.append((stamp, resource or str(ref.get("resource")), code))
+    return writes
+
+
+def _writes_by(plane: LocalControlPlane, pod: str) -> list[datetime]:
+    """When the operator process `pod` wrote anything but the Lease (the election
+    itself) and its aggregated API's own registration (every replica serves it and
+    applies the same APIService and serving Secret)."""
+    skip = ("leases", "apiservices", "kubenova-api-tls")
+    return [when for when, resource, _ in _writes_of(plane, pod) if resource not in skip]
+
+
+def _led_from(plane: LocalControlPlane, pod: str) -> datetime:
+    """When `pod` first took the Lease: its first successful write of it (a standby
+    only reads the Lease until it is free; the write that takes it is its first)."""
+    taken = [w for w, r, code in _writes_of(plane, pod) if r == "leases" and code < 300]
+    assert taken, f"{pod} never wrote the Lease"
+    return min(taken)
 
 
 async def _failover(
@@ -655,8 +689,11 @@ async def test_two_replicas_fail_over_within_the_lease(
         await _create_tenants(api, ["fs0"])
         await eventually(lambda: _tenants_ready(api, ["fs0"]), deadline=120, interval=0.2)
         steady_ready = time.monotonic() - killed
-        early = [t for t in _writes_by(plane, "faults-second") if t < steady_at]
-        assert not early, f"the standby wrote before it led: {early[:5]}"
+        await asyncio.sleep(2)  # the audit log's buffer reaches the file
+        led = _led_from(plane, "faults-second")
+        assert led <= steady_at
+        early = [t for t in _writes_by(plane, "faults-second") if t < led]
+        assert not early, f"the standby wrote before it led ({led}): {early[:5]}"
 
         # During a build: a fresh standby, ten tenants, kill the leader mid-way.
         third.start()
@@ -669,8 +706,10 @@ async def test_two_replicas_fail_over_within_the_lease(
         building_ready = time.monotonic() - killed
         await _create_projects(api, names)
         await _converged(api, names, reference, deadline=180)
-        early = [t for t in _writes_by(plane, "faults-third") if t < building_at]
-        assert not early, f"the standby wrote before it led: {early[:5]}"
+        led = _led_from(plane, "faults-third")
+        assert led <= building_at
+        early = [t for t in _writes_by(plane, "faults-third") if t < led]
+        assert not early, f"the standby wrote before it led ({led}): {early[:5]}"
         print(
             f"failover (Lease {LEASE_SECONDS}s): steady state: leads after "
             f"{steady:.1f}s, a tenant created after the kill Ready after {steady_ready:.1f}s; "
