@@ -1147,6 +1147,59 @@ def plots(results: list[Result], out: Path) -> list[Path]:
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
+def floor_seconds(r: Result, cores: int) -> float:
+    """The least time Kubenova's burst could take here, whatever the operator's own
+    cost: the API server's and etcd's CPU seconds for it, spread over every core."""
+    spent = r.kubenova_plane_cpu_by_component
+    return (spent.get("kube-apiserver", 0.0) + spent.get("etcd", 0.0)) / max(cores, 1)
+
+
+def cost_section(results: list[Result], cores: int) -> list[str]:
+    """Both sides of the API for each burst: requests, and CPU seconds by process."""
+    measured = [r for r in results if r.kubenova_plane_cpu_by_component]
+    if not measured:
+        return []
+
+    def plane(spent: dict[str, float]) -> str:
+        return (
+            f"{spent.get('kube-apiserver', 0):.1f} / {spent.get('etcd', 0):.1f} / "
+            f"{spent.get('kube-controller-manager', 0):.1f}"
+        )
+
+    lines = [
+        "What each burst cost on both sides of the API: requests (every client, "
+        "`apiserver_request_total`; the operator's own from the audit log) and CPU "
+        "seconds (API server / etcd / controller-manager, from /proc; the client: the "
+        "baseline's writer or the operator). The floor is the API server's and etcd's CPU "
+        f"for Kubenova's burst spread over all {cores} cores: no operator making these "
+        "requests converges faster on this machine, however little CPU it spends itself.",
+        "",
+        "| N | baseline requests | baseline CPU: API server / etcd / c-m | its client | "
+        "Kubenova requests (operator) | Kubenova CPU: API server / etcd / c-m | operator | "
+        "floor s | floor / baseline |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in measured:
+        floor = floor_seconds(r, cores)
+        lines.append(
+            f"| {r.n} | {sum(r.baseline_requests.values())} | "
+            f"{plane(r.baseline_plane_cpu_by_component)} | "
+            f"{r.baseline_client_cpu_seconds:.1f} | "
+            f"{sum(r.kubenova_requests.values())} ({sum(r.kubenova_operator_requests.values())})"
+            f" | {plane(r.kubenova_plane_cpu_by_component)} | "
+            f"{r.kubenova_operator_cpu_seconds:.1f} | {floor:.1f} | "
+            f"{floor / r.baseline_seconds if r.baseline_seconds else 0:.2f} |"
+        )
+    last = measured[-1]
+    lines += [
+        "",
+        f"The operator's requests while N={last.n} converged, by verb and resource: "
+        f"{last.kubenova_operator_requests}",
+        "",
+    ]
+    return lines
+
+
 def report(results: list[Result], info: dict[str, Any], out: Path) -> str:
     ns = [float(r.n) for r in results]
     lines = [
@@ -1212,7 +1265,7 @@ def report(results: list[Result], info: dict[str, Any], out: Path) -> str:
         f"baseline client {r.baseline_client_cpu_seconds:.1f} s"
         for r in results
     ]
-    lines += ["", END]
+    lines += ["", *cost_section(results, int(info["cores"])), END]
     text = "\n".join(lines) + "\n"
     doc = out / "benchmarks.md"
     if doc.exists() and BEGIN in doc.read_text():
