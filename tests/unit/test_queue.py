@@ -112,3 +112,42 @@ async def test_what_arrives_while_a_pass_waits_for_a_slot_is_covered_by_it() -> 
         ("busy", frozenset({"spec"})),
         ("acme", frozenset({"spec", "child", "namespace-freed", "resync"})),
     ]
+
+
+async def test_one_tenant_holds_at_most_one_slot_whatever_it_asks_for() -> None:
+    """A tenant that keeps asking for passes (a flood of its children's events, its
+    KubeConfigRequests) while its pass is slow holds one slot: the others' passes run."""
+    ran: list[str] = []
+    stuck = asyncio.Event()
+
+    async def work(key: str, triggers: frozenset[str]) -> None:
+        ran.append(key)
+        if key == "hostile":
+            await stuck.wait()
+
+    queue = TenantQueue(work, concurrency=2)
+    hostile = [asyncio.create_task(queue.run("hostile", "credential")) for _ in range(50)]
+    for _ in range(200):
+        queue.submit("hostile", "child")
+    await asyncio.sleep(0)
+    await asyncio.wait_for(queue.run("victim", "credential"), timeout=1)
+    assert ran.count("hostile") == 1 and "victim" in ran
+    stuck.set()
+    await asyncio.gather(*hostile)
+
+
+async def test_a_queue_without_a_bound_runs_every_key_at_once() -> None:
+    started = asyncio.Event()
+    running: set[str] = set()
+
+    async def work(key: str, triggers: frozenset[str]) -> None:
+        running.add(key)
+        if len(running) == 30:
+            started.set()
+        await started.wait()
+
+    queue = TenantQueue(work)  # KubeConfigRequests, VelaSyncs, CapsuleSyncs
+    await asyncio.wait_for(
+        asyncio.gather(*(queue.run(f"r{i}", "spec") for i in range(30))), timeout=1
+    )
+    assert len(running) == 30
