@@ -23,7 +23,7 @@ from .controllers.capsulesync import reconcile_capsulesync
 from .controllers.children import prime_stores
 from .controllers.context import Context, context_of
 from .controllers.kubeconfigrequest import mint
-from .controllers.queue import TENANT_PASSES, TenantQueue
+from .controllers.queue import TenantQueue
 from .controllers.tenant import reconcile_tenant
 from .controllers.uninstall import let_go_at_shutdown
 from .controllers.velasync import reconcile_velasync
@@ -118,7 +118,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     context = Context(
         kube=kube,
         settings=own,
-        queue=TenantQueue(tenant_pass, concurrency=TENANT_PASSES),
+        queue=TenantQueue(tenant_pass),
         vela_queue=TenantQueue(velasync_pass, what="VelaSync"),
         capsule_queue=TenantQueue(capsulesync_pass, what="CapsuleSync"),
         kubevela=await kube.has_kind(KUBEVELA.api_version, KUBEVELA.kind),

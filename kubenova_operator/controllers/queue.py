@@ -11,20 +11,16 @@ transient API failure) is retried with exponential backoff; a pass that returns 
 pass that returns None waits for the next event. A Stalled object therefore costs no
 API traffic until its spec, or something it depends on, changes.
 
-At most TENANT_PASSES tenant passes run at once (controller-runtime's
+At most `concurrency` passes of a queue run at once (controller-runtime's
 MaxConcurrentReconciles): a burst of 500 new tenants is built a few tenants at a time,
 each to the end, instead of all 500 at once sharing the connection pool, each holding
 its desired objects and its writes in flight (that is memory, and CPU spent switching
-between them; docs/benchmarks.md). One tenant holds at most one of those slots (its
-passes are serialised), so no tenant can hold the others' back. The other queues are
-not bounded: their passes are small, and a KubeConfigRequest's (a revocation's) must
-never wait behind another tenant's requests.
+between them; docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,10 +28,9 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
-# Tenant passes at once. Each writes its objects concurrently (a wave at a time), so a
-# few keep the API server's connections busy: 8 converged fastest (4: 21.7 s, 8: 17.6 s,
-# 16: 19.2 s, unbounded: 18.9 s for N = 100; docs/benchmarks.md).
-TENANT_PASSES = 8
+# Passes of one queue at once. Each pass writes its objects concurrently (a wave at a
+# time), so a few passes keep the API server's connections busy.
+CONCURRENCY = 8
 
 
 @dataclass
@@ -54,14 +49,11 @@ class TenantQueue:
         self,
         work: Callable[[str, frozenset[str]], Awaitable[float | None]],
         what: str = "tenant",
-        concurrency: int | None = None,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self._work = work
         self._what = what
-        # No bound: a context that takes nothing.
-        self._slots: asyncio.Semaphore | contextlib.nullcontext[None] = (
-            asyncio.Semaphore(concurrency) if concurrency else contextlib.nullcontext()
-        )
+        self._slots = asyncio.Semaphore(concurrency)
         self._states: dict[str, _State] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
