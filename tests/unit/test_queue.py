@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from kubenova_operator.controllers.queue import TenantQueue
+from kubenova_operator.controllers.queue import PER_NAMESPACE, TenantQueue
 
 
 async def test_requests_during_a_pass_coalesce_into_one_with_all_triggers() -> None:
@@ -112,3 +112,54 @@ async def test_what_arrives_while_a_pass_waits_for_a_slot_is_covered_by_it() -> 
         ("busy", frozenset({"spec"})),
         ("acme", frozenset({"spec", "child", "namespace-freed", "resync"})),
     ]
+
+
+async def test_a_flood_of_one_namespaces_keys_holds_its_own_slots_only() -> None:
+    """A tenant creating a thousand KubeConfigRequests (keys "<its namespace>/<name>")
+    whose passes are slow holds PER_NAMESPACE of the queue's slots: another tenant's
+    request (an issue, a revocation) runs at once, not behind the flood."""
+    stuck = asyncio.Event()
+    running: set[str] = set()
+    most_hostile = 0
+
+    async def work(key: str, triggers: frozenset[str]) -> None:
+        nonlocal most_hostile
+        running.add(key)
+        most_hostile = max(most_hostile, sum(1 for k in running if k.startswith("a-owner/")))
+        if key.startswith("a-owner/"):
+            await stuck.wait()
+        running.discard(key)
+
+    queue = TenantQueue(work, what="KubeConfigRequest", concurrency=4)
+    for i in range(1000):
+        queue.submit(f"a-owner/flood-{i}", "spec")
+    for _ in range(5):
+        await asyncio.sleep(0)
+    await asyncio.wait_for(queue.run("b-owner/revoked", "spec"), timeout=1)
+    assert most_hostile == PER_NAMESPACE
+    stuck.set()
+    while queue._tasks:
+        await asyncio.gather(*list(queue._tasks))
+    assert not running and most_hostile == PER_NAMESPACE
+
+
+async def test_one_tenant_holds_at_most_one_tenant_slot_whatever_it_asks_for() -> None:
+    """A tenant that keeps asking for passes (its children's events, its requests'
+    credential passes) while its pass is slow holds one slot: the others' passes run."""
+    ran: list[str] = []
+    stuck = asyncio.Event()
+
+    async def work(key: str, triggers: frozenset[str]) -> None:
+        ran.append(key)
+        if key == "hostile":
+            await stuck.wait()
+
+    queue = TenantQueue(work, concurrency=2)
+    hostile = [asyncio.create_task(queue.run("hostile", "credential")) for _ in range(50)]
+    for _ in range(200):
+        queue.submit("hostile", "child")
+    await asyncio.sleep(0)
+    await asyncio.wait_for(queue.run("victim", "credential"), timeout=1)
+    assert ran.count("hostile") == 1 and "victim" in ran
+    stuck.set()
+    await asyncio.gather(*hostile)
