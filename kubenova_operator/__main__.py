@@ -29,7 +29,7 @@ from .controllers.uninstall import let_go_at_shutdown
 from .controllers.velasync import reconcile_velasync
 from .controllers.wiring import build_level_queues, configure_kopf_storage
 from .integrations import CAPSULE, KUBEVELA
-from .kube.client import Kube, in_cluster, load_configuration, service_account_login
+from .kube.client import Kube, api_client, in_cluster, service_account_login
 from .kube.kinds import REGISTRY
 from .observability.health import Leadership, Serving, start_health_server
 from .observability.logs import configure_logging
@@ -197,7 +197,7 @@ async def run_with_leader_election(settings: Settings, stop: asyncio.Event) -> N
     Lease, and exiting then (controller-runtime's way) would only add restarts and a
     cold start to the outage."""
     leading = asyncio.Event()
-    async with client.ApiClient(await load_configuration()) as api:
+    async with await api_client() as api:
         # Which replica took or renewed the Lease is in the API server's audit log.
         api.user_agent = f"kubenova-operator/{__version__} ({settings.pod_name}) leader-election"
         lock = LeaseLock(settings.lease_name, settings.namespace, settings.pod_name, api)

@@ -124,6 +124,14 @@ def without_environment(api: client.ApiClient) -> None:
     )
 
 
+async def api_client() -> client.ApiClient:
+    """The operator's API client (its passes' and its leader election's): in-cluster
+    credentials or the kubeconfig, without the environment lookups."""
+    api = client.ApiClient(await load_configuration())
+    without_environment(api)
+    return api
+
+
 class Kube:
     """A thin, typed face over the dynamic client for what controllers need."""
 
@@ -136,8 +144,7 @@ class Kube:
 
     @classmethod
     async def connect(cls) -> Kube:
-        api = client.ApiClient(await load_configuration())
-        without_environment(api)
+        api = await api_client()
         # A private discovery cache: the default is shared by every process of the
         # machine that talks to the same URL.
         cache = os.path.join(tempfile.mkdtemp(prefix="kubenova-discovery-"), "cache.json")
