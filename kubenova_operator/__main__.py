@@ -91,6 +91,19 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Capsule Tenants: only Kubenova's (controllers/capsulesync.py).
     settings.watching.label_selectors["capsule.clastix.io", "tenants"] = MANAGED_SELECTOR
     kube = await Kube.connect()
+    try:
+        await start(kube, own, memo)
+    except BaseException:
+        # kopf retries a failed startup (an API server restarting mid-response cuts a
+        # discovery or a LIST short) and the next try connects afresh: this try's
+        # client is closed, not left open.
+        await kube.close()
+        raise
+
+
+async def start(kube: Kube, own: Settings, memo: kopf.Memo) -> None:
+    """Build the one Context on a connected client, prime its stores and start the
+    aggregated API; memo.context is set once this returns."""
     # Which replica wrote what is in the API server's audit log (userAgent).
     kube.api.user_agent = f"kubenova-operator/{__version__} ({own.pod_name})"
     # The queues' work functions close over the Context that holds the queues (it is
@@ -131,10 +144,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         context.leading = leading
     else:
         context.leading.set()
-    memo.context = context
     await prime_stores(context)
     if own.shim_enabled:
         await start_shim(context)
+    memo.context = context
     # Ready = able to serve: the stores are primed and the aggregated API is up (or
     # disabled). Leading or not: every replica serves the API from its own stores.
     Serving.set(context.shim is not None or not own.shim_enabled)
@@ -163,6 +176,8 @@ async def start_shim(context: Context) -> None:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if getattr(memo, "context", None) is None:
+        return  # stopped before a startup succeeded: its tries closed their clients
     context = context_of(memo)
     context.scheduler.stop()
     try:

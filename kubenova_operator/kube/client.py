@@ -148,7 +148,12 @@ class Kube:
         # A private discovery cache: the default is shared by every process of the
         # machine that talks to the same URL.
         cache = os.path.join(tempfile.mkdtemp(prefix="kubenova-discovery-"), "cache.json")
-        dynamic = await DynamicClient(api, cache_file=cache)
+        try:
+            dynamic = await DynamicClient(api, cache_file=cache)
+        except BaseException:
+            # Its discovery failed (the caller retries with a new client): close this one.
+            await api.close()
+            raise
         return cls(api, dynamic)
 
     @property
