@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 import json
 import os
 import random
@@ -762,6 +761,8 @@ CONNECTION_ERRORS = (
     "serverdisconnectederror",
     "clientoserror",
     "clientpayloaderror",
+    "transferencodingerror",
+    "contentlengtherror",
     "connection refused",
     "connectionreseterror",
     "connectionrefusederror",
@@ -776,22 +777,64 @@ CONNECTION_ERRORS = (
 )
 
 
+# How Python joins a chained exception's tracebacks in one log record.
+CHAINED = (
+    "The above exception was the direct cause of the following exception:",
+    "During handling of the above exception, another exception occurred:",
+)
+
+
 def _tracebacks(log: str) -> tuple[int, list[str]]:
     """(tracebacks caused by the restarts' connection errors, the others: their
-    exception line and the log line they came with)."""
+    exception line and the log line they came with). A chained exception is one
+    traceback: the connection error a restart causes is often its cause (aiohttp's
+    TransferEncodingError, when a restarting API server cuts a chunked response short,
+    is the cause of the ClientPayloadError the client raises)."""
     connection, other = 0, []
     pieces = log.split("Traceback (most recent call last):")
-    for before, block in itertools.pairwise(pieces):
+    before, chain = pieces[0], ""
+    for block in pieces[1:]:
+        chain += block
+        if block.rstrip().endswith(CHAINED):
+            continue
         lines = block.splitlines()
         # The traceback ends at the first line that is not indented (its exception).
         tail = next((ln for ln in lines[1:] if ln and not ln.startswith(" ")), "")
         context = before.rstrip().splitlines()[-1:] or [""]
-        text = (context[0] + block[:8000]).lower()
+        text = (context[0] + chain[:16000]).lower()
         if any(marker in text for marker in CONNECTION_ERRORS):
             connection += 1
         else:
-            other.append(f"{tail} (after: {context[0][:300]}) {block[-1500:]}")
+            other.append(f"{tail} (after: {context[0][:300]}) {chain[-1500:]}")
+        before, chain = block, ""
     return connection, other
+
+
+def test_tracebacks_are_classified_by_their_whole_chain() -> None:
+    """The chaos test's reading of the operator's log: a chain whose cause or whose
+    last exception is a connection error counts as one restart traceback, whatever
+    its other links; a chain with none is reported, with the log line it came with."""
+    frame = '  File "x.py", line 1, in f\n    f()\n'
+    cut = "aiohttp.http_exceptions.TransferEncodingError: 400, message:\n  Not enough data"
+    payload = "aiohttp.client_exceptions.ClientPayloadError: Response payload is not completed"
+    bug = "KeyError: 'spec'"
+    for first, last, restart in [
+        (cut, payload, True),
+        (bug, payload, True),
+        (payload, bug, True),
+        (bug, "ValueError: x", False),
+    ]:
+        for link in CHAINED:
+            log = (
+                "2026-12-07 14:00:51 ERROR kopf.activities Activity 'configure' failed.\n"
+                f"Traceback (most recent call last):\n{frame}{first}\n\n{link}\n\n"
+                f"Traceback (most recent call last):\n{frame}{last}\n"
+                "2026-12-07 14:00:52 INFO next line\n"
+            )
+            connection, other = _tracebacks(log + log)
+            assert (connection, len(other)) == ((2, 0) if restart else (0, 2)), (first, last)
+            if not restart:
+                assert "kopf.activities" in other[0] and "ValueError" in other[0]
 
 
 async def _chaos_build(api: client.ApiClient, names: list[str]) -> None:
