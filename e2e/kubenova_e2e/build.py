@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,16 +140,23 @@ def ensure_binary(
     key = source_key(module_dir)
     if ldflags or tags:
         key += "-" + hashlib.sha256("\n".join([*ldflags, tags]).encode()).hexdigest()[:8]
+    return _cached(
+        name, key, lambda binary: _build(module_dir, name, binary, package, ldflags, tags=tags)
+    )
+
+
+def _cached(name: str, key: str, build: Callable[[Path], None]) -> Path:
+    """The cache's binary `name` for `key`, made by `build(path)` first if it is not
+    there yet, under a file lock: another process may be building it."""
     bin_dir = cache_dir() / "bin" / f"{name}-{key}"
     binary = bin_dir / name
     if os.access(binary, os.X_OK):
         return binary
     bin_dir.mkdir(parents=True, exist_ok=True)
     with (cache_dir() / "bin" / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it
-        if os.access(binary, os.X_OK):
-            return binary
-        _build(module_dir, name, binary, package, ldflags, tags=tags)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.access(binary, os.X_OK):
+            build(binary)
     return binary
 
 
@@ -336,17 +344,10 @@ def capsule_proxy_binary() -> Path:
             f"capsule-proxy needs its source in {source} (the module proxy serves no "
             "capsule-proxy version; see ../shared/peers/README.md), and it is absent here"
         )
-    key = _tree_key(source)
-    name = "capsule-proxy"
-    bin_dir = cache_dir() / "bin" / f"{name}-{key}"
-    binary = bin_dir / name
-    if os.access(binary, os.X_OK):
-        return binary
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    with (cache_dir() / "bin" / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.access(binary, os.X_OK):
-            return binary
+    name, key = "capsule-proxy", _tree_key(source)
+
+    def build(binary: Path) -> None:
+        # The README's go.mod edits, made to a copy in the cache.
         work = cache_dir() / "src" / f"{name}-{key}"
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(source, work, ignore=shutil.ignore_patterns(".git"))
@@ -359,7 +360,8 @@ def capsule_proxy_binary() -> Path:
             if result.returncode != 0:
                 raise BuildError(f"{' '.join(cmd)} in {work} failed:\n{result.stderr[-3000:]}")
         _build(work, name, binary)
-    return binary
+
+    return _cached(name, key, build)
 
 
 def argolua_binary() -> Path:
