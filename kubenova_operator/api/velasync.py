@@ -20,6 +20,12 @@ from .common import (
 from .project import ApplicationCounts
 
 
+def velasync_key(namespace: str, name: str) -> str:
+    """The VelaSync queue's key for the VelaSync of Project `name` in `namespace` (it
+    has the Project's name and namespace)."""
+    return f"{namespace}/{name}"
+
+
 class VelaSyncSpec(KubeModel):
     project_ref: ObjectReference = Field(description="The Project this mirrors.")
 

@@ -32,6 +32,7 @@ import kopf
 from ..api.common import API_VERSION, DriftPolicy
 from ..api.project import ApplicationCounts, Project, ProjectStatus
 from ..api.tenant import Tenant, TenantPhase, TenantStatus, apps_namespace, owner_namespace
+from ..api.velasync import velasync_key
 from ..integrations.kubevela import add_counts
 from ..kube.diff import describe, object_key
 from ..kube.kinds import WAVES, unserved_kinds, wave_of
@@ -697,7 +698,7 @@ async def write_project_status(
         # Its VelaSync summarizes these namespaces: tell it now, not at its next resync
         # (a write there a resync period late, and a VelaSync not Ready meanwhile). A
         # pass for a VelaSync not there (yet) does nothing.
-        context.vela_queue.submit(f"{meta['namespace']}/{meta['name']}", "project")
+        context.vela_queue.submit(velasync_key(meta["namespace"], meta["name"]), "project")
     previous = find(old.get("conditions"), "Ready")
     if not outcome.is_ready and (previous is None or previous.get("reason") != outcome.reason):
         events.warning(body, outcome.reason, outcome.message)

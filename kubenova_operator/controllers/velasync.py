@@ -22,7 +22,7 @@ import kopf
 from ..api.common import API_VERSION, now, parse_time
 from ..api.project import Project
 from ..api.tenant import owner_namespace
-from ..api.velasync import ApplicationSummary, VelaSyncStatus
+from ..api.velasync import ApplicationSummary, VelaSyncStatus, velasync_key
 from ..integrations import KUBEVELA
 from ..integrations.kubevela import (
     APPLICATION_API,
@@ -59,10 +59,6 @@ MAX_SUMMARIES = 500
 MAX_FAILURES, MAX_FAILURE_MESSAGE = 10, 512
 # This controller's bookkeeping (pending stuck re-checks, revisions checked, phases
 # exported) is the Context's `vela` (controllers/context.py VelaState).
-
-
-def velasync_key(namespace: str, name: str) -> str:
-    return f"{namespace}/{name}"
 
 
 def _velasync_of(context: Context, namespace: str) -> str | None:
