@@ -18,7 +18,7 @@ from kubenova_e2e.controlplane import ExistingCluster, LocalControlPlane, cluste
 from kubenova_e2e.platform import OperatorProcess, install_platform
 from kubernetes_asyncio import client
 
-from .harness import Cluster, api_client, eventually
+from .harness import Cluster, api_client, until_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -54,12 +54,7 @@ async def operator(cluster: Cluster, workdir: Path) -> AsyncIterator[OperatorPro
     # Stuck Applications are reported after 20 s here (600 s by default).
     op = OperatorProcess(cluster.kubeconfig, workdir, KUBENOVA_APP_STUCK_SECONDS="20")
     op.start()
-
-    async def healthy() -> bool:
-        assert op.alive(), f"operator exited:\n{op.tail()}"
-        return op.healthy()
-
-    await eventually(healthy, deadline=60, what="operator /healthz")
+    await until_healthy(op)
     yield op
     op.stop()
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from kubenova_e2e.platform import OperatorProcess
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 from typer.testing import CliRunner, Result
@@ -267,6 +268,41 @@ def tenant_body(name: str, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": spec,
     }
+
+
+def kcr_body(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "KubeConfigRequest",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def kubectl_with(
+    cluster: Cluster, kubeconfig: str, tmp: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """kubectl with nothing but `kubeconfig` (an issued one's text)."""
+    path = tmp / f"kc-{time.monotonic_ns()}"
+    path.write_text(kubeconfig)
+    return subprocess.run(
+        [*cluster.kubectl_binary, f"--kubeconfig={path}", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+        check=False,
+    )
+
+
+async def until_healthy(operator: OperatorProcess, deadline: float = 60) -> None:
+    """Wait for the operator's /healthz; fail at once, with its log, if it exits."""
+
+    async def healthy() -> bool:
+        assert operator.alive(), f"operator exited:\n{operator.tail()}"
+        return operator.healthy()
+
+    await eventually(healthy, deadline=deadline, what="operator /healthz")
 
 
 async def create_tenants(api: client.ApiClient, specs: dict[str, dict[str, Any]]) -> None:

@@ -41,6 +41,7 @@ from .harness import (
     create_tenants,
     eventually,
     impersonating_client,
+    kcr_body,
     ready_at_generation,
     tenant_body,
     token_api_client,
@@ -64,15 +65,6 @@ def project_body(name: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Project",
-        "metadata": {"name": name, "namespace": OWNER_NS},
-        "spec": spec,
-    }
-
-
-def kcr_body(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "KubeConfigRequest",
         "metadata": {"name": name, "namespace": OWNER_NS},
         "spec": spec,
     }
@@ -730,7 +722,7 @@ HOSTILE_KEYS = ["not a key", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIF
 async def test_hostile_kubeconfig_requests_are_refused(
     owner_api: client.ApiClient, name: str, case: str, delivery: dict[str, Any], message: str
 ) -> None:
-    body = kcr_body(name, role="readonly", delivery=delivery)
+    body = kcr_body(name, OWNER_NS, role="readonly", delivery=delivery)
     assert message in await refused(create_namespaced(owner_api, "kubeconfigrequests", body))
 
 
@@ -738,7 +730,7 @@ async def test_hostile_kubeconfig_requests_are_refused(
 async def test_recipient_keys_must_be_pem_public_keys(
     owner_api: client.ApiClient, key: str
 ) -> None:
-    body = kcr_body("sealed", role="readonly", recipientPublicKey=key)
+    body = kcr_body("sealed", OWNER_NS, role="readonly", recipientPublicKey=key)
     body["spec"]["delivery"] = {"mode": "Encrypted"}
     text = await refused(create_namespaced(owner_api, "kubeconfigrequests", body))
     assert "recipientPublicKey must be a PEM public key" in text
@@ -748,11 +740,13 @@ async def test_only_the_default_requests_deliver_to_the_default_secret(
     api: client.ApiClient, owner_api: client.ApiClient
 ) -> None:
     for name in ("default-owner", "default-readonly"):
-        body = kcr_body(name, role="readonly", delivery={"secretName": "kubenova-kubeconfigs"})
+        body = kcr_body(
+            name, OWNER_NS, role="readonly", delivery={"secretName": "kubenova-kubeconfigs"}
+        )
         body["metadata"]["namespace"] = PLAIN_NS
         await create_namespaced(api, "kubeconfigrequests", body, dry_run=True)
     body = kcr_body(
-        "x" * 63, role="readonly", delivery={"secretName": "mine", "secretKey": "k" * 52}
+        "x" * 63, OWNER_NS, role="readonly", delivery={"secretName": "mine", "secretKey": "k" * 52}
     )
     await create_namespaced(owner_api, "kubeconfigrequests", body)
     await watch_until(api, "kubeconfigrequests", "x" * 63, ready_at_generation, namespace=OWNER_NS)
@@ -782,7 +776,7 @@ async def test_oversized_user_metadata_is_refused(
     project = project_body("big")
     project["metadata"].update(meta)
     assert SIZE_MESSAGE in await refused(create_namespaced(owner_api, "projects", project))
-    request = kcr_body("big", role="readonly")
+    request = kcr_body("big", OWNER_NS, role="readonly")
     request["metadata"].update(meta)
     text = await refused(create_namespaced(owner_api, "kubeconfigrequests", request))
     assert SIZE_MESSAGE in text

@@ -40,11 +40,13 @@ from .harness import (
     api_client,
     condition,
     eventually,
+    kubectl_with,
     merge_patch,
     must_condition,
     project_body,
     ready_at_generation,
     tenant_body,
+    until_healthy,
     watch_until,
 )
 
@@ -111,12 +113,7 @@ async def operator(
         KUBENOVA_CAPSULE_PROXY_CA_SECRET=f"{OPERATOR_NAMESPACE}/{PROXY_CA_SECRET}",
     )
     op.start()
-
-    async def healthy() -> bool:
-        assert op.alive(), f"operator exited:\n{op.tail()}"
-        return op.healthy()
-
-    await eventually(healthy, deadline=90, what="operator /healthz")
+    await until_healthy(op, deadline=90)
     yield op
     op.stop()
 
@@ -191,20 +188,6 @@ def _uids(cluster: Cluster, namespaces: list[str]) -> dict[str, str]:
 async def _kubeconfig(api: client.ApiClient, namespace: str, name: str, key: str) -> str:
     secret = await client.CoreV1Api(api).read_namespaced_secret(name, namespace)
     return base64.b64decode((secret.data or {})[key]).decode()
-
-
-def _kubectl_as(
-    cluster: Cluster, kubeconfig: str, tmp: Path, *args: str
-) -> subprocess.CompletedProcess[str]:
-    path = tmp / f"kc-{time.monotonic_ns()}"
-    path.write_text(kubeconfig)
-    return subprocess.run(
-        [*cluster.kubectl_binary, f"--kubeconfig={path}", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def _listed(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -313,7 +296,9 @@ async def test_through_the_proxy_each_credential_sees_its_own_namespaces(
     alpha_all = sorted([*OWN["alpha"], "alpha-web"])
 
     async def lists(kubeconfig: str, expected: list[str]) -> bool:
-        got = _listed(_kubectl_as(capsule_cluster, kubeconfig, tmp_path, "get", "ns", "-o", "name"))
+        got = _listed(
+            kubectl_with(capsule_cluster, kubeconfig, tmp_path, "get", "ns", "-o", "name")
+        )
         return got == [f"namespace/{ns}" for ns in expected]
 
     # The proxy's reflector and caches catch up with the RoleBindings within seconds.
@@ -321,13 +306,13 @@ async def test_through_the_proxy_each_credential_sees_its_own_namespaces(
     await eventually(lambda: lists(beta_owner, OWN["beta"]), deadline=30, what="beta's")
     await eventually(lambda: lists(readonly, alpha_all), deadline=30, what="readonly's")
 
-    other = _kubectl_as(capsule_cluster, owner, tmp_path, "get", "ns", "beta-apps")
+    other = kubectl_with(capsule_cluster, owner, tmp_path, "get", "ns", "beta-apps")
     assert other.returncode != 0 and "NotFound" in other.stderr, other.stderr
-    write = _kubectl_as(
+    write = kubectl_with(
         capsule_cluster, readonly, tmp_path, "create", "configmap", "x", "-n", "alpha-apps"
     )
     assert write.returncode != 0 and "forbidden" in write.stderr.lower(), write.stderr
-    made = _kubectl_as(
+    made = kubectl_with(
         capsule_cluster, owner, tmp_path, "create", "configmap", "y", "-n", "alpha-apps"
     )
     assert made.returncode == 0, made.stderr

@@ -23,7 +23,7 @@ from kubenova_e2e.build import REPO, controlplane_binary, helm_binary
 from kubenova_e2e.controlplane import LocalControlPlane, kubectl, wait_established
 from kubenova_e2e.platform import OperatorProcess, platform_objects
 
-from .harness import eventually
+from .harness import until_healthy
 
 CHART = REPO / "charts" / "kubenova"
 K8S_VERSION = "1.34.0"
@@ -267,12 +267,7 @@ async def test_install_upgrade_uninstall(
     operator = OperatorProcess(kc, tmp_path, namespace=RELEASE_NS)
     operator.start()
     try:
-
-        async def healthy() -> bool:
-            assert operator.alive(), f"operator exited:\n{operator.tail()}"
-            return operator.healthy()
-
-        await eventually(healthy, deadline=60, what="operator /healthz")
+        await until_healthy(operator)
         tenant = {
             "apiVersion": "kubenova.io/v1alpha1",
             "kind": "Tenant",

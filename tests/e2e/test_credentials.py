@@ -29,6 +29,8 @@ from .harness import (
     api_message,
     create_tenants,
     eventually,
+    kcr_body,
+    kubectl_with,
     merge_patch,
     must_condition,
     ready_at_generation,
@@ -42,31 +44,6 @@ P256_PUBLIC_KEY = (
     .decode()
 )
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
-
-
-def kcr(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "KubeConfigRequest",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
-def use(
-    cluster: Cluster, kubeconfig: str, tmp: Path, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """kubectl with nothing but the issued kubeconfig."""
-    path = tmp / f"kc-{time.monotonic_ns()}"
-    path.write_text(kubeconfig)
-    return subprocess.run(
-        [*cluster.kubectl_binary, f"--kubeconfig={path}", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=60,
-        check=False,
-    )
 
 
 def token_of(kubeconfig: str) -> str:
@@ -87,7 +64,7 @@ async def issued(api: client.ApiClient, name: str, **spec: Any) -> tuple[dict[st
     """Create a request in cra-owner, wait until it is Ready, return it and its kubeconfig
     (from the Secret it was delivered to)."""
     await client.CustomObjectsApi(api).create_namespaced_custom_object(
-        GROUP, VERSION, "cra-owner", "kubeconfigrequests", kcr(name, "cra-owner", **spec)
+        GROUP, VERSION, "cra-owner", "kubeconfigrequests", kcr_body(name, "cra-owner", **spec)
     )
     obj = await watch_until(
         api, "kubeconfigrequests", name, ready_at_generation, namespace="cra-owner"
@@ -134,7 +111,7 @@ async def test_default_kubeconfigs_hold_their_boundaries(
     readonly = await secret_key(api, "cra-owner", "kubenova-kubeconfigs", "readonly")
     assert yaml.safe_load(owner)["contexts"][0]["context"]["namespace"] == "cra-apps"
 
-    created = use(
+    created = kubectl_with(
         cluster,
         owner,
         tmp_path,
@@ -146,12 +123,12 @@ async def test_default_kubeconfigs_hold_their_boundaries(
         "cra-apps",
     )
     assert created.returncode == 0, created.stderr
-    denied = use(cluster, owner, tmp_path, "get", "secret", "b-secret", "-n", "crb-apps")
+    denied = kubectl_with(cluster, owner, tmp_path, "get", "secret", "b-secret", "-n", "crb-apps")
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
 
-    listed = use(cluster, readonly, tmp_path, "get", "deployments", "-n", "cra-apps")
+    listed = kubectl_with(cluster, readonly, tmp_path, "get", "deployments", "-n", "cra-apps")
     assert listed.returncode == 0 and "web" in listed.stdout
-    refused = use(
+    refused = kubectl_with(
         cluster,
         readonly,
         tmp_path,
@@ -179,10 +156,12 @@ async def test_developer_kubeconfig_works_in_its_project_only(
     cluster: Cluster, api: client.ApiClient, tmp_path: Path
 ) -> None:
     _, kubeconfig = await issued(api, "dev", role="developer", project="web", ttlSeconds=1200)
-    assert use(cluster, kubeconfig, tmp_path, "get", "pods", "-n", "cra-web").returncode == 0
-    other = use(cluster, kubeconfig, tmp_path, "get", "pods", "-n", "cra-apps")
+    assert (
+        kubectl_with(cluster, kubeconfig, tmp_path, "get", "pods", "-n", "cra-web").returncode == 0
+    )
+    other = kubectl_with(cluster, kubeconfig, tmp_path, "get", "pods", "-n", "cra-apps")
     assert other.returncode != 0 and "forbidden" in other.stderr.lower()
-    quota = use(
+    quota = kubectl_with(
         cluster, kubeconfig, tmp_path, "delete", "limitrange", "kubenova-limits", "-n", "cra-web"
     )
     assert quota.returncode != 0 and "forbidden" in quota.stderr.lower()
@@ -270,16 +249,18 @@ async def test_each_request_is_its_own_identity(
     """The audit log can tell credentials apart: each request's token is for its own
     ServiceAccount, and a tenant owner cannot mint tokens for it."""
     _, kubeconfig = await issued(api, "laptop", role="owner")
-    who = use(cluster, kubeconfig, tmp_path, "auth", "whoami", "-o", "json")
+    who = kubectl_with(cluster, kubeconfig, tmp_path, "auth", "whoami", "-o", "json")
     assert who.returncode == 0, who.stderr
     username = json.loads(who.stdout)["status"]["userInfo"]["username"]
     assert username == "system:serviceaccount:cra-owner:kcr-laptop"
     sa = await client.CoreV1Api(api).read_namespaced_service_account("kcr-laptop", "cra-owner")
     assert sa.metadata.labels["kubenova.io/request"] == "laptop"
     assert sa.metadata.labels["kubenova.io/credential-role"] == "owner"
-    minted = use(cluster, kubeconfig, tmp_path, "create", "token", "kcr-laptop", "-n", "cra-owner")
+    minted = kubectl_with(
+        cluster, kubeconfig, tmp_path, "create", "token", "kcr-laptop", "-n", "cra-owner"
+    )
     assert minted.returncode != 0 and "forbidden" in minted.stderr.lower()
-    minted = use(
+    minted = kubectl_with(
         cluster, kubeconfig, tmp_path, "create", "token", "kubenova-owner", "-n", "cra-owner"
     )
     assert minted.returncode != 0 and "forbidden" in minted.stderr.lower()
@@ -297,7 +278,7 @@ async def test_rotation_across_real_time(
         VERSION,
         "cra-owner",
         "kubeconfigrequests",
-        kcr(
+        kcr_body(
             "rotating",
             "cra-owner",
             role="readonly",
@@ -318,7 +299,7 @@ async def test_rotation_across_real_time(
 
     await eventually(rotated, deadline=150, interval=2, what="a rotated token")
     second = await secret_key(api, "cra-owner", "rotating-kubeconfig", "kubeconfig")
-    assert use(cluster, second, tmp_path, "get", "pods", "-n", "cra-apps").returncode == 0
+    assert kubectl_with(cluster, second, tmp_path, "get", "pods", "-n", "cra-apps").returncode == 0
     # Never an expired token in the Secret: each one seen was valid when seen.
     for when, token in seen:
         assert jwt_exp(token) > when
@@ -345,7 +326,7 @@ async def test_encrypted_delivery_round_trip(
         VERSION,
         "cra-owner",
         "kubeconfigrequests",
-        kcr(
+        kcr_body(
             "sealed",
             "cra-owner",
             role="owner",
@@ -373,7 +354,7 @@ async def test_encrypted_delivery_round_trip(
         text=True,
         check=True,
     ).stdout
-    assert use(cluster, plain, tmp_path, "get", "pods", "-n", "cra-apps").returncode == 0
+    assert kubectl_with(cluster, plain, tmp_path, "get", "pods", "-n", "cra-apps").returncode == 0
     with pytest.raises(ApiException) as missing:
         await client.CoreV1Api(api).read_namespaced_secret("sealed-kubeconfig", "cra-owner")
     assert missing.value.status == 404  # nothing readable at rest
@@ -401,7 +382,7 @@ async def test_bad_requests_get_a_reason(
     api: client.ApiClient, name: str, spec: dict[str, Any], reason: str
 ) -> None:
     await client.CustomObjectsApi(api).create_namespaced_custom_object(
-        GROUP, VERSION, "cra-owner", "kubeconfigrequests", kcr(name, "cra-owner", **spec)
+        GROUP, VERSION, "cra-owner", "kubeconfigrequests", kcr_body(name, "cra-owner", **spec)
     )
     obj = await watch_until(
         api,
@@ -445,7 +426,7 @@ async def test_invalid_requests_are_refused_by_the_api_server(
     cluster.kubectl("create", "namespace", "kcr-bad", check=False)
     with pytest.raises(ApiException) as refused:
         await client.CustomObjectsApi(api).create_namespaced_custom_object(
-            GROUP, VERSION, "kcr-bad", "kubeconfigrequests", kcr("x", "kcr-bad", **spec)
+            GROUP, VERSION, "kcr-bad", "kubeconfigrequests", kcr_body("x", "kcr-bad", **spec)
         )
     assert refused.value.status == 422
     assert message in api_message(refused.value)
@@ -464,7 +445,7 @@ async def test_a_deleted_identity_is_recreated_on_reissue(
         VERSION,
         "crm-owner",
         "kubeconfigrequests",
-        kcr("viewer", "crm-owner", role="readonly"),
+        kcr_body("viewer", "crm-owner", role="readonly"),
     )
     obj = await watch_until(
         api, "kubeconfigrequests", "viewer", ready_at_generation, namespace="crm-owner"
@@ -481,7 +462,7 @@ async def test_a_deleted_identity_is_recreated_on_reissue(
         namespace="crm-owner",
     )
     kubeconfig = await secret_key(api, "crm-owner", obj["status"]["secretName"], "kubeconfig")
-    listed = use(cluster, kubeconfig, tmp_path, "get", "configmaps", "-n", "crm-apps")
+    listed = kubectl_with(cluster, kubeconfig, tmp_path, "get", "configmaps", "-n", "crm-apps")
     assert listed.returncode == 0, listed.stderr
     secrets = cluster.kubectl("get", "secrets", "-n", "crm-owner", "-o", "json")
     types = {item["type"] for item in json.loads(secrets.stdout)["items"]}

@@ -42,12 +42,14 @@ from .harness import (
     api_client,
     condition,
     eventually,
+    kcr_body,
     merge_patch,
     project_body,
     ready_at_generation,
     tenant_body,
     token_api_client,
     until_deleted,
+    until_healthy,
     watch_until,
 )
 
@@ -56,15 +58,6 @@ pytestmark = pytest.mark.e2e
 BUDGET = {"hard": {"requests.cpu": "2", "requests.memory": "4Gi", "pods": "20"}}
 KOPF_FINALIZER = "kubenova.io/finalizer"
 KOPF_DIFFBASE = "kubenova.io/last-handled-configuration"
-
-
-def kcr(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "KubeConfigRequest",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
 
 
 async def _get(
@@ -86,11 +79,6 @@ async def _namespace_gone(api: client.ApiClient, name: str) -> bool:
     return False
 
 
-async def _healthy(operator: OperatorProcess) -> bool:
-    assert operator.alive(), f"operator exited:\n{operator.tail()}"
-    return operator.healthy()
-
-
 async def _build_fz1(api: client.ApiClient) -> None:
     """A tenant with a project and a request of its own, all Ready."""
     custom = client.CustomObjectsApi(api)
@@ -103,7 +91,11 @@ async def _build_fz1(api: client.ApiClient) -> None:
     )
     await watch_until(api, "projects", "web", ready_at_generation, namespace="fz1-owner")
     await custom.create_namespaced_custom_object(
-        GROUP, VERSION, "fz1-owner", "kubeconfigrequests", kcr("mine", "fz1-owner", role="readonly")
+        GROUP,
+        VERSION,
+        "fz1-owner",
+        "kubeconfigrequests",
+        kcr_body("mine", "fz1-owner", role="readonly"),
     )
     mine = await watch_until(
         api, "kubeconfigrequests", "mine", ready_at_generation, namespace="fz1-owner"
@@ -179,7 +171,7 @@ async def test_deletions_complete_while_the_operator_is_stopped(
         old_uid = held["metadata"]["uid"]
     finally:
         operator.start()
-        await eventually(lambda: _healthy(operator), deadline=60, what="operator /healthz")
+        await until_healthy(operator)
 
     # The deletion held by kopf's old finalizer completes, and the tenant's pass
     # rebuilds its default request; the other one loses kopf's leftovers.
@@ -300,7 +292,7 @@ async def faulty(
     """An operator and an API client on the module's own control plane."""
     op = OperatorProcess(plane.kubeconfig, plane.workdir, KUBENOVA_POD_NAME="faults-operator")
     op.start()
-    await eventually(lambda: _healthy(op), deadline=90, what="operator /healthz")
+    await until_healthy(op, deadline=90)
     api = await api_client(plane.kubeconfig)
     try:
         yield op, api
@@ -510,7 +502,11 @@ async def test_watch_expiry_is_recovered_with_a_relist(
     )
     await watch_until(api, "tenants", "fw", ready_at_generation, deadline=120)
     await custom.create_namespaced_custom_object(
-        GROUP, VERSION, "fw-owner", "kubeconfigrequests", kcr("gone", "fw-owner", role="readonly")
+        GROUP,
+        VERSION,
+        "fw-owner",
+        "kubeconfigrequests",
+        kcr_body("gone", "fw-owner", role="readonly"),
     )
     await watch_until(api, "kubeconfigrequests", "gone", ready_at_generation, namespace="fw-owner")
     rbac = client.RbacAuthorizationV1Api(api)
@@ -852,7 +848,7 @@ async def _chaos_build(api: client.ApiClient, names: list[str]) -> None:
                     VERSION,
                     f"{n}-owner",
                     "kubeconfigrequests",
-                    kcr("ci", f"{n}-owner", role="readonly"),
+                    kcr_body("ci", f"{n}-owner", role="readonly"),
                 )
             except ApiException as exc:
                 if exc.status != 409:
@@ -985,7 +981,7 @@ async def test_uninstall_keeps_tenants_and_revokes_credentials(
             VERSION,
             "fu1-owner",
             "kubeconfigrequests",
-            kcr("mine", "fu1-owner", role="readonly"),
+            kcr_body("mine", "fu1-owner", role="readonly"),
         )
         await watch_until(
             api, "kubeconfigrequests", "mine", ready_at_generation, namespace="fu1-owner"
