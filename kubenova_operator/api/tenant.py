@@ -33,6 +33,10 @@ MAX_TENANT_NAME = 63 - len(OWNER_SUFFIX)
 
 MIN_TOKEN_TTL_SECONDS = 600  # the TokenRequest API refuses anything shorter
 MAX_TOKEN_TTL_SECONDS = 7 * 24 * 3600
+# KubeConfigRequests a tenant may hold. Every live one is a subject of the tenant's
+# RoleBindings: a thousand keep the largest well under etcd's 1.5 MB object limit.
+DEFAULT_MAX_REQUESTS = 100
+MAX_REQUESTS = 1000
 
 
 # What a container gets when the Tenant does not say (spec.limits); the CRD carries
@@ -196,6 +200,16 @@ class CredentialPolicy(KubeModel):
         le=MAX_TOKEN_TTL_SECONDS,
         alias="maxTTLSeconds",
         description="The longest token lifetime a request may ask for.",
+    )
+    max_requests: int = Field(
+        default=DEFAULT_MAX_REQUESTS,
+        ge=2,
+        le=MAX_REQUESTS,
+        alias="maxRequests",
+        description="The most KubeConfigRequests the tenant's owner namespace may hold, "
+        "its two default ones included: the namespace's ResourceQuota refuses more. Each "
+        "is an identity (a ServiceAccount, a binding Secret, a subject in the tenant's "
+        "RoleBindings) and work for the operator.",
     )
 
 

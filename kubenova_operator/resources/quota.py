@@ -33,18 +33,23 @@ OWNER_NAMESPACE_UNCHARGED = frozenset(
         "count/events",
         "count/rolebindings.rbac.authorization.k8s.io",
         "count/projects.kubenova.io",
-        "count/kubeconfigrequests.kubenova.io",
+        "count/kubeconfigrequests.kubenova.io",  # bounded by credentials.maxRequests
     }
 )
 
 
-def owner_namespace_hard(budget: Mapping[str, str | int]) -> dict[str, str]:
-    """The owner namespace's quota: no workloads, and nothing of what the tenant's
-    budget names (but the object counts above)."""
+REQUESTS_COUNT = "count/kubeconfigrequests.kubenova.io"
+
+
+def owner_namespace_hard(budget: Mapping[str, str | int], max_requests: int) -> dict[str, str]:
+    """The owner namespace's quota: no workloads, nothing of what the tenant's budget
+    names (but the object counts above), and at most `max_requests` KubeConfigRequests
+    (the tenant's credentials.maxRequests: the API server refuses the next one)."""
     hard = dict(OWNER_NAMESPACE_HARD)
     for key in canonical_hard(budget):
         if key not in OWNER_NAMESPACE_UNCHARGED:
             hard[key] = "0"
+    hard[REQUESTS_COUNT] = str(max_requests)
     return hard
 
 

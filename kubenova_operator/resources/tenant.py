@@ -101,7 +101,7 @@ def tenant_children(
         service_account(L.READONLY_SA, owner_ns, tenant=tenant),
     ]
     quotas = (
-        (owner_ns, owner_namespace_hard(spec.budget.hard)),
+        (owner_ns, owner_namespace_hard(spec.budget.hard, spec.credentials.max_requests)),
         (apps_ns, apps_quota(spec, claimed)),
     )
     for ns, hard in quotas:

@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kubenova_e2e.platform import OperatorProcess
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from kubenova_operator.resources.credentials import DEFAULT_SECRET
+from kubenova_operator.resources.quota import QUOTA_NAME, REQUESTS_COUNT
 
 from .harness import (
     GROUP,
@@ -467,3 +471,172 @@ async def test_a_deleted_identity_is_recreated_on_reissue(
     secrets = cluster.kubectl("get", "secrets", "-n", "crm-owner", "-o", "json")
     types = {item["type"] for item in json.loads(secrets.stdout)["items"]}
     assert "kubernetes.io/service-account-token" not in types
+
+
+async def owner_client(api: client.ApiClient, tenant: str, tmp: Path) -> client.ApiClient:
+    """A client holding the tenant's default owner kubeconfig, as Kubenova issued it."""
+    namespace = f"{tenant}-owner"
+
+    async def delivered() -> bool:
+        secret = await client.CoreV1Api(api).read_namespaced_secret(DEFAULT_SECRET, namespace)
+        return "owner" in (secret.data or {})
+
+    await eventually(delivered, deadline=30, what=f"{tenant}'s owner kubeconfig")
+    path = tmp / f"{tenant}-owner.kubeconfig"
+    path.write_text(await secret_key(api, namespace, DEFAULT_SECRET, "owner"))
+    return await api_client(path)
+
+
+async def _quota_counts_requests(api: client.ApiClient, namespace: str, hard: str) -> bool:
+    """The controller-manager has counted the owner namespace's requests against the
+    hard limit `hard` (until then, quota admission does not limit them)."""
+    quota = await client.CoreV1Api(api).read_namespaced_resource_quota(QUOTA_NAME, namespace)
+    status = quota.status
+    return (status.hard or {}).get(REQUESTS_COUNT) == hard and REQUESTS_COUNT in (status.used or {})
+
+
+@pytest.mark.usefixtures("operator")
+async def test_a_tenant_holds_no_more_requests_than_its_credentials_allow(
+    api: client.ApiClient, tmp_path: Path
+) -> None:
+    """From the tenant's side, with the owner kubeconfig Kubenova issued it: requests
+    up to credentials.maxRequests (the two default ones count) are accepted, the next
+    is refused by the API server, naming the quota; the tenant stays Ready, and raising
+    maxRequests lets the request in."""
+    await create_tenants(api, {"crq": {"credentials": {"maxRequests": 3}}})
+    await eventually(
+        partial(_quota_counts_requests, api, "crq-owner", "3"),
+        deadline=60,
+        what="crq-owner's quota counting requests",
+    )
+    owner = await owner_client(api, "crq", tmp_path)
+    custom = client.CustomObjectsApi(owner)
+    try:
+        await custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            "crq-owner",
+            "kubeconfigrequests",
+            kcr_body("one", "crq-owner", role="readonly"),
+        )
+        with pytest.raises(ApiException) as refused:
+            await custom.create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                "crq-owner",
+                "kubeconfigrequests",
+                kcr_body("two", "crq-owner", role="readonly"),
+            )
+        assert refused.value.status == 403
+        message = api_message(refused.value)
+        assert "exceeded quota: kubenova-quota" in message and REQUESTS_COUNT in message, message
+        await watch_until(
+            api, "kubeconfigrequests", "one", ready_at_generation, namespace="crq-owner"
+        )
+        await watch_until(api, "tenants", "crq", ready_at_generation)
+
+        await merge_patch(api, "tenants", "crq", {"spec": {"credentials": {"maxRequests": 4}}})
+        await eventually(
+            partial(_quota_counts_requests, api, "crq-owner", "4"),
+            deadline=60,
+            what="crq-owner's quota raised to 4 requests",
+        )
+        await custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            "crq-owner",
+            "kubeconfigrequests",
+            kcr_body("two", "crq-owner", role="readonly"),
+        )
+        await watch_until(
+            api, "kubeconfigrequests", "two", ready_at_generation, namespace="crq-owner"
+        )
+    finally:
+        await owner.close()
+
+
+FLOOD = 300  # requests one tenant creates at once
+
+
+async def _not_issued(api: client.ApiClient, namespace: str, selector: str) -> int:
+    listed = await client.CustomObjectsApi(api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, "kubeconfigrequests", label_selector=selector
+    )
+    return sum(not ready_at_generation(o) for o in listed["items"])
+
+
+@pytest.mark.usefixtures("tenants")
+async def test_a_tenant_flooding_requests_holds_up_no_other_tenants_credentials(
+    api: client.ApiClient, tmp_path: Path
+) -> None:
+    """crf's owner, with the kubeconfig Kubenova issued it, creates FLOOD requests at
+    once: each is a pass of the operator's (an identity bound, a token minted, a Secret
+    written). While most of them still wait, cra's new request is issued and its
+    revoked one refused within an idle operator's bounds: the passes of one
+    namespace's requests wait for that namespace's two slots before they take one of
+    the operator's (controllers/queue.py), so another tenant's request waits behind two
+    of them at most, not behind the flood (without the namespace's slots: 6.8 s); a
+    revocation is its tenant's own pass, which no other tenant's requests queue in
+    front of. Every one of crf's requests is issued in the end."""
+    selector = "flood=crf"
+    await create_tenants(api, {"crf": {"credentials": {"maxRequests": FLOOD + 2}}})
+    _, victim = await issued(api, "flood-victim", role="owner")
+    flooder = await owner_client(api, "crf", tmp_path)
+    custom = client.CustomObjectsApi(flooder)
+    # As many at once as the tenant's API Priority and Fairness flow takes without
+    # queueing them long: the flood is in the operator's queue, not the API server's.
+    gate = asyncio.Semaphore(16)
+
+    async def create(i: int) -> None:
+        body = kcr_body(f"f{i:03d}", "crf-owner", role="readonly")
+        body["metadata"]["labels"] = {"flood": "crf"}
+        async with gate:
+            await custom.create_namespaced_custom_object(
+                GROUP, VERSION, "crf-owner", "kubeconfigrequests", body
+            )
+
+    async def revoke() -> None:
+        await merge_patch(
+            api,
+            "kubeconfigrequests",
+            "flood-victim",
+            {"spec": {"revoked": True}},
+            namespace="cra-owner",
+        )
+
+    async def issue() -> float:
+        asked = time.monotonic()
+        await issued(api, "flood-newcomer", role="readonly")
+        return time.monotonic() - asked
+
+    try:
+        started = time.monotonic()
+        await asyncio.gather(*(create(i) for i in range(FLOOD)))
+        created = time.monotonic() - started
+        waiting_before = await _not_issued(api, "crf-owner", selector)
+        issuing, refused = await asyncio.gather(
+            issue(), _refused_after(api, victim, tmp_path, revoke)
+        )
+        waiting_after = await _not_issued(api, "crf-owner", selector)
+
+        async def all_issued() -> bool:
+            return await _not_issued(api, "crf-owner", selector) == 0
+
+        await eventually(all_issued, deadline=300, interval=1, what=f"crf's {FLOOD} requests")
+        drained = time.monotonic() - started
+        print(
+            f"flood: {FLOOD} requests created in {created:.1f}s, all issued after "
+            f"{drained:.1f}s; meanwhile cra's new request issued in {issuing:.2f}s and its "
+            f"revoked one refused after {refused:.2f}s, with {waiting_before} → "
+            f"{waiting_after} of crf's still waiting"
+        )
+        # cra's requests overtook the flood (else this proves nothing)...
+        assert waiting_after > FLOOD // 4, (waiting_before, waiting_after)
+        # ...and took no longer than on an idle operator.
+        assert issuing < 2.0, issuing
+        assert refused < 2.0, refused
+    finally:
+        await flooder.close()
+        await client.CustomObjectsApi(api).delete_collection_namespaced_custom_object(
+            GROUP, VERSION, "crf-owner", "kubeconfigrequests", label_selector=selector
+        )

@@ -11,15 +11,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubenova_operator.api.project import ProjectSpec
-from kubenova_operator.api.tenant import TenantSpec
+from kubenova_operator.api.tenant import MAX_REQUESTS, TenantSpec
 from kubenova_operator.resources.budget import ProjectInput, admit_projects
 from kubenova_operator.resources.project import environment_quotas
 from kubenova_operator.resources.quantity import canonical_resource, parse_quantity
-from kubenova_operator.resources.quota import OWNER_NAMESPACE_UNCHARGED, owner_namespace_hard
+from kubenova_operator.resources.quota import (
+    OWNER_NAMESPACE_UNCHARGED,
+    REQUESTS_COUNT,
+    owner_namespace_hard,
+)
 from kubenova_operator.resources.tenant import apps_quota
 
 UID = "7d1f3e9a-0000-4000-8000-000000000001"
-KEYS = ["requests.cpu", "cpu", "limits.cpu", "requests.memory", "memory", "pods", "count/secrets"]
+KEYS = [
+    "requests.cpu",
+    "cpu",
+    "limits.cpu",
+    "requests.memory",
+    "memory",
+    "pods",
+    "count/secrets",
+    "count/kubeconfigrequests.kubenova.io",
+]
 SUFFIXES = ["", "m", "k", "M", "G", "Ki", "Mi", "Gi"]
 
 quantities = st.builds(
@@ -67,9 +80,10 @@ def standing(draw: st.DrawFn, budget: dict[str, str]) -> dict[str, Decimal]:
 @given(
     budget=hard_maps(KEYS).filter(bool),
     specs=st.lists(project_specs(), max_size=5),
+    max_requests=st.integers(2, MAX_REQUESTS),
 )
 def test_workload_quotas_never_exceed_the_tenant_budget(
-    budget: dict[str, str], specs: list[dict[str, Any]]
+    budget: dict[str, str], specs: list[dict[str, Any]], max_requests: int
 ) -> None:
     tenant = TenantSpec.model_validate({"budget": {"hard": budget}})
     projects = [
@@ -87,12 +101,15 @@ def test_workload_quotas_never_exceed_the_tenant_budget(
         # ...and together they never hold more than the budget.
         total = sum((parse_quantity(hard[key]) for hard in quotas), Decimal(0))
         assert total <= parse_quantity(limit), (key, total, limit)
-    # The owner namespace runs nothing and holds none of it but uncharged object counts.
-    owner = owner_namespace_hard(budget)
+    # The owner namespace runs nothing and holds none of it but uncharged object counts,
+    # and as many KubeConfigRequests as the tenant's credentials allow, whatever the
+    # budget says of them.
+    owner = owner_namespace_hard(budget, max_requests)
     assert owner["pods"] == "0"
     for key in budget:
         if canonical_resource(key) not in OWNER_NAMESPACE_UNCHARGED:
             assert owner[canonical_resource(key)] == "0"
+    assert owner[REQUESTS_COUNT] == str(max_requests)
 
 
 @settings(max_examples=200, deadline=None)
