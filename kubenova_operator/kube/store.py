@@ -8,6 +8,7 @@ nothing. It is the Python counterpart of controller-runtime's informer cache.
 from __future__ import annotations
 
 import copy
+import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from ..resources import labels as L
 from ..resources.ownership import NamespaceRecord
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
+
+_intern = sys.intern
 
 # What of a child is kept: enough to compare and to report, not managedFields.
 _KEEP_META = (
@@ -36,21 +39,38 @@ _KEEP_META = (
 )
 
 
+# Metadata that differs between objects: not worth interning.
+_UNIQUE_META = frozenset({"uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"})
+# Longer strings are rarely repeated (certificates, messages, last-applied JSON).
+_INTERNED_LENGTH = 64
+
+
 def _copy(value: Any) -> Any:
     """A copy of parsed JSON (dicts, lists, scalars): what copy.deepcopy does for it at a
     quarter of the cost (no memo, no dispatch). Every watch event and write answer is
-    trimmed through here (docs/benchmarks.md)."""
+    trimmed through here (docs/benchmarks.md).
+
+    Keys and short strings are interned: each watch event is parsed on its own, so each
+    stored child would otherwise hold its own copy of every key ("metadata",
+    "app.kubernetes.io/managed-by") and of every repeated value (kinds, label values,
+    role names, quantities), about two fifths of the store."""
     if type(value) is dict:
-        return {k: _copy(v) for k, v in value.items()}
+        return {_intern(k): _copy(v) for k, v in value.items()}
     if type(value) is list:
         return [_copy(v) for v in value]
+    if type(value) is str and len(value) <= _INTERNED_LENGTH:
+        return _intern(value)
     return value
 
 
 def _trim(body: dict[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata", {})
-    out = {k: _copy(v) for k, v in body.items() if k != "metadata"}
-    out["metadata"] = {k: _copy(meta[k]) for k in _KEEP_META if k in meta}
+    out = {_intern(k): _copy(v) for k, v in body.items() if k != "metadata"}
+    out["metadata"] = {
+        _intern(k): meta[k] if k in _UNIQUE_META else _copy(meta[k])
+        for k in _KEEP_META
+        if k in meta
+    }
     return out
 
 

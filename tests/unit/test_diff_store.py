@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,3 +136,37 @@ def test_the_store_keeps_its_own_copy_of_what_it_is_given(
     body["metadata"]["labels"]["edited"] = "yes"
     assert held["data"] == expected["data"]
     assert held["metadata"]["labels"] == expected["metadata"]["labels"]
+
+
+def test_the_store_holds_one_copy_of_each_repeated_string() -> None:
+    """Each watch event is parsed on its own; the store keeps one copy of each key and
+    short value all its children repeat (the memory of N = 500 tenants), and not of
+    what is unique to each object."""
+
+    def event(name: str) -> dict[str, Any]:
+        text = json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": name,
+                    "namespace": "n",
+                    "uid": f"uid-{name}",
+                    "labels": {"app.kubernetes.io/managed-by": "kubenova"},
+                },
+                "data": {"role": "owner", "pem": "x" * 200},
+            }
+        )
+        return dict(json.loads(text))
+
+    store = Store()
+    store.upsert(event("a"))
+    store.upsert(event("b"))
+    a, b = store.get(("ConfigMap", "n", "a")), store.get(("ConfigMap", "n", "b"))
+    assert a is not None and b is not None
+    (key_a, value_a), (key_b, value_b) = (
+        next(iter(o["metadata"]["labels"].items())) for o in (a, b)
+    )
+    assert key_a is key_b and value_a is value_b
+    assert a["data"]["role"] is b["data"]["role"]
+    assert a["data"]["pem"] == b["data"]["pem"]
