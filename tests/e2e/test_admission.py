@@ -918,3 +918,35 @@ async def test_outside_tenants_the_token_controller_fills_such_secrets(
         return bool((secret.data or {}).get("token"))
 
     await eventually(filled, deadline=30, what="the token controller to fill the Secret")
+
+
+# --- 9. Projects and requests only in the owner namespace (kubenova-owner-namespace) ---
+
+
+OWNER_NAMESPACE_MESSAGE = f"belong in its owner namespace {OWNER_NS}, not in"
+
+
+async def test_projects_and_requests_only_in_the_owner_namespace(
+    api: client.ApiClient, owner_api: client.ApiClient
+) -> None:
+    """The tenant owner's token may write in every tenant namespace, but a Project or
+    a KubeConfigRequest anywhere but <tenant>-owner (where it would only be Stalled,
+    outside credentials.maxRequests and maxProjects) is refused with the reason; in
+    the owner namespace both are accepted, and outside tenants the policy is silent."""
+    await create_namespaced(owner_api, "projects", project_body("placed"))
+    placed = await watch_until(api, "projects", "placed", ready_at_generation, namespace=OWNER_NS)
+    elsewhere = [APPS_NS, *placed["status"]["namespaces"]]
+    for namespace in elsewhere:
+        for plural, body in (
+            ("projects", project_body("stray")),
+            ("kubeconfigrequests", kcr_body("stray", OWNER_NS, role="readonly")),
+        ):
+            body["metadata"]["namespace"] = namespace
+            text = await refused(create_namespaced(owner_api, plural, body), status=403)
+            assert OWNER_NAMESPACE_MESSAGE in text and namespace in text, text
+    await create_namespaced(
+        owner_api, "kubeconfigrequests", kcr_body("placed", OWNER_NS, role="readonly"), dry_run=True
+    )
+    stray = project_body("stray")
+    stray["metadata"]["namespace"] = PLAIN_NS
+    await create_namespaced(api, "projects", stray, dry_run=True)

@@ -365,3 +365,17 @@ def test_service_account_token_policy() -> None:
     assert "kubernetes.io/service-account-token" in conditions
     assert V.OPERATOR_USERNAME in conditions
     assert vap["spec"]["validations"][0]["reason"] == "Forbidden"
+
+
+def test_owner_namespace_policy() -> None:
+    vap, binding = policy("kubenova-owner-namespace.yaml")
+    assert binding["spec"] == {"policyName": vap["metadata"]["name"], "validationActions": ["Deny"]}
+    (rule,) = vap["spec"]["matchConstraints"]["resourceRules"]
+    assert set(rule["resources"]) == {"projects", "kubeconfigrequests"}
+    assert rule["operations"] == ["CREATE"]
+    selector = vap["spec"]["matchConstraints"]["namespaceSelector"]["matchExpressions"]
+    assert {"key": "kubenova.io/tenant", "operator": "Exists"} in selector
+    assert {"key": "kubenova.io/namespace-role", "operator": "NotIn", "values": ["owner"]} in (
+        selector
+    )
+    assert vap["spec"]["validations"][0]["reason"] == "Forbidden"
