@@ -279,6 +279,16 @@ def kcr_body(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     }
 
 
+async def create_kcr(
+    api: client.ApiClient, name: str, namespace: str, **spec: Any
+) -> dict[str, Any]:
+    """Create a KubeConfigRequest as `api`'s identity; the created object."""
+    created = await client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "kubeconfigrequests", kcr_body(name, namespace, **spec)
+    )
+    return dict(created)
+
+
 def kubectl_with(
     cluster: Cluster, kubeconfig: str, tmp: Path, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -31,6 +31,7 @@ from .harness import (
     Cluster,
     api_client,
     api_message,
+    create_kcr,
     create_tenants,
     eventually,
     kcr_body,
@@ -67,9 +68,7 @@ async def secret_key(api: client.ApiClient, namespace: str, name: str, key: str)
 async def issued(api: client.ApiClient, name: str, **spec: Any) -> tuple[dict[str, Any], str]:
     """Create a request in cra-owner, wait until it is Ready, return it and its kubeconfig
     (from the Secret it was delivered to)."""
-    await client.CustomObjectsApi(api).create_namespaced_custom_object(
-        GROUP, VERSION, "cra-owner", "kubeconfigrequests", kcr_body(name, "cra-owner", **spec)
-    )
+    await create_kcr(api, name, "cra-owner", **spec)
     obj = await watch_until(
         api, "kubeconfigrequests", name, ready_at_generation, namespace="cra-owner"
     )
@@ -385,9 +384,7 @@ async def test_encrypted_delivery_round_trip(
 async def test_bad_requests_get_a_reason(
     api: client.ApiClient, name: str, spec: dict[str, Any], reason: str
 ) -> None:
-    await client.CustomObjectsApi(api).create_namespaced_custom_object(
-        GROUP, VERSION, "cra-owner", "kubeconfigrequests", kcr_body(name, "cra-owner", **spec)
-    )
+    await create_kcr(api, name, "cra-owner", **spec)
     obj = await watch_until(
         api,
         "kubeconfigrequests",
@@ -443,14 +440,7 @@ async def test_a_deleted_identity_is_recreated_on_reissue(
     for a fresh token (spec.reissue) brings the identity back and the new token works.
     Never a legacy token Secret."""
     await create_tenants(api, {"crm": {}})
-    custom = client.CustomObjectsApi(api)
-    await custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        "crm-owner",
-        "kubeconfigrequests",
-        kcr_body("viewer", "crm-owner", role="readonly"),
-    )
+    await create_kcr(api, "viewer", "crm-owner", role="readonly")
     obj = await watch_until(
         api, "kubeconfigrequests", "viewer", ready_at_generation, namespace="crm-owner"
     )
@@ -510,23 +500,10 @@ async def test_a_tenant_holds_no_more_requests_than_its_credentials_allow(
         what="crq-owner's quota counting requests",
     )
     owner = await owner_client(api, "crq", tmp_path)
-    custom = client.CustomObjectsApi(owner)
     try:
-        await custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            "crq-owner",
-            "kubeconfigrequests",
-            kcr_body("one", "crq-owner", role="readonly"),
-        )
+        await create_kcr(owner, "one", "crq-owner", role="readonly")
         with pytest.raises(ApiException) as refused:
-            await custom.create_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                "crq-owner",
-                "kubeconfigrequests",
-                kcr_body("two", "crq-owner", role="readonly"),
-            )
+            await create_kcr(owner, "two", "crq-owner", role="readonly")
         assert refused.value.status == 403
         message = api_message(refused.value)
         assert "exceeded quota: kubenova-quota" in message and REQUESTS_COUNT in message, message
@@ -541,13 +518,7 @@ async def test_a_tenant_holds_no_more_requests_than_its_credentials_allow(
             deadline=60,
             what="crq-owner's quota raised to 4 requests",
         )
-        await custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            "crq-owner",
-            "kubeconfigrequests",
-            kcr_body("two", "crq-owner", role="readonly"),
-        )
+        await create_kcr(owner, "two", "crq-owner", role="readonly")
         await watch_until(
             api, "kubeconfigrequests", "two", ready_at_generation, namespace="crq-owner"
         )
