@@ -57,6 +57,7 @@ from ..resources.quantity import (
     parse_quantity,
     sum_resources,
 )
+from ..resources.quota import REQUESTS_COUNT
 from ..resources.syncs import capsule_sync, vela_sync
 from ..resources.tenant import tenant_children
 from . import events
@@ -645,10 +646,15 @@ def _application_counts(project_bodies: list[dict[str, Any]]) -> ApplicationCoun
 
 
 def _usage(context: Context, tenant: str) -> dict[str, str]:
+    """What the tenant's quotas use, but the owner namespace's count of requests: that
+    is credentials.maxRequests, not budget, and the quota controller counts custom
+    resources late (its monitors follow discovery), so a status that showed it would be
+    rewritten whenever the count caught up."""
     used = []
     for key, obj in context.stores.children.of_tenant(tenant):
         if key[0] == "ResourceQuota":
-            used.append((obj.get("status") or {}).get("used") or {})
+            counted = (obj.get("status") or {}).get("used") or {}
+            used.append({k: v for k, v in counted.items() if k != REQUESTS_COUNT})
     return format_resources(sum_resources(used))
 
 

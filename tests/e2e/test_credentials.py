@@ -510,7 +510,9 @@ async def test_a_tenant_holds_no_more_requests_than_its_credentials_allow(
         await watch_until(
             api, "kubeconfigrequests", "one", ready_at_generation, namespace="crq-owner"
         )
-        await watch_until(api, "tenants", "crq", ready_at_generation)
+        tenant = await watch_until(api, "tenants", "crq", ready_at_generation)
+        # The count is the quota's, not budget: the Tenant's usage leaves it out.
+        assert REQUESTS_COUNT not in tenant["status"].get("usage", {}), tenant["status"]
 
         await merge_patch(api, "tenants", "crq", {"spec": {"credentials": {"maxRequests": 4}}})
         await eventually(
