@@ -477,12 +477,17 @@ async def owner_client(api: client.ApiClient, tenant: str, tmp: Path) -> client.
     return await api_client(path)
 
 
-async def _quota_counts_requests(api: client.ApiClient, namespace: str, hard: str) -> bool:
+async def _quota_counts_requests(
+    api: client.ApiClient, namespace: str, hard: str, used: str | None = None
+) -> bool:
     """The controller-manager has counted the owner namespace's requests against the
-    hard limit `hard` (until then, quota admission does not limit them)."""
+    hard limit `hard` (until then, quota admission does not limit them), as `used`."""
     quota = await client.CoreV1Api(api).read_namespaced_resource_quota(QUOTA_NAME, namespace)
     status = quota.status
-    return (status.hard or {}).get(REQUESTS_COUNT) == hard and REQUESTS_COUNT in (status.used or {})
+    counted = (status.used or {}).get(REQUESTS_COUNT)
+    return (status.hard or {}).get(REQUESTS_COUNT) == hard and (
+        counted is not None if used is None else counted == used
+    )
 
 
 @pytest.mark.usefixtures("operator")
@@ -492,12 +497,23 @@ async def test_a_tenant_holds_no_more_requests_than_its_credentials_allow(
     """From the tenant's side, with the owner kubeconfig Kubenova issued it: requests
     up to credentials.maxRequests (the two default ones count) are accepted, the next
     is refused by the API server, naming the quota; the tenant stays Ready, and raising
-    maxRequests lets the request in."""
-    await create_tenants(api, {"crq": {"credentials": {"maxRequests": 3}}})
+    maxRequests lets the request in.
+
+    The cap is lowered from 4 to 3 first: a new quota's first count can miss requests
+    created in the same instant (the tenant's two defaults, made in the pass that made
+    the quota) until the controller-manager's next full resync, while a change of its
+    limit makes the controller-manager count again, exactly."""
+    await create_tenants(api, {"crq": {"credentials": {"maxRequests": 4}}})
     await eventually(
-        partial(_quota_counts_requests, api, "crq-owner", "3"),
+        partial(_quota_counts_requests, api, "crq-owner", "4"),
         deadline=60,
         what="crq-owner's quota counting requests",
+    )
+    await merge_patch(api, "tenants", "crq", {"spec": {"credentials": {"maxRequests": 3}}})
+    await eventually(
+        partial(_quota_counts_requests, api, "crq-owner", "3", used="2"),
+        deadline=60,
+        what="crq-owner's quota counting its two default requests against 3",
     )
     owner = await owner_client(api, "crq", tmp_path)
     try:
