@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping
@@ -147,12 +148,14 @@ class Kube:
         api = await api_client()
         # A private discovery cache: the default is shared by every process of the
         # machine that talks to the same URL.
-        cache = os.path.join(tempfile.mkdtemp(prefix="kubenova-discovery-"), "cache.json")
+        folder = tempfile.mkdtemp(prefix="kubenova-discovery-")
         try:
-            dynamic = await DynamicClient(api, cache_file=cache)
+            dynamic = await DynamicClient(api, cache_file=os.path.join(folder, "cache.json"))
         except BaseException:
-            # Its discovery failed (the caller retries with a new client): close this one.
+            # Its discovery failed (the caller retries with a new client): close this
+            # one, and leave no discovery cache behind per try.
             await api.close()
+            shutil.rmtree(folder, ignore_errors=True)
             raise
         return cls(api, dynamic)
 

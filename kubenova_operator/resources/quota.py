@@ -20,6 +20,8 @@ OWNER_NAMESPACE_HARD: dict[str, str] = {
     "services": "0",
     "persistentvolumeclaims": "0",
 }
+# The owner namespace's count of KubeConfigRequests: credentials.maxRequests.
+REQUESTS_COUNT = "count/kubeconfigrequests.kubenova.io"
 # Object counts of what Kubenova itself (and the owner, through Projects and requests)
 # keeps in the owner namespace: a budget naming them does not bind that namespace, or
 # Kubenova could not deliver kubeconfigs there.
@@ -33,12 +35,9 @@ OWNER_NAMESPACE_UNCHARGED = frozenset(
         "count/events",
         "count/rolebindings.rbac.authorization.k8s.io",
         "count/projects.kubenova.io",
-        "count/kubeconfigrequests.kubenova.io",  # bounded by credentials.maxRequests
+        REQUESTS_COUNT,  # bounded by credentials.maxRequests instead
     }
 )
-
-
-REQUESTS_COUNT = "count/kubeconfigrequests.kubenova.io"
 
 
 def owner_namespace_hard(budget: Mapping[str, str | int], max_requests: int) -> dict[str, str]:

@@ -4,7 +4,9 @@ kopf with a new client: the failed try's client is closed, not left open."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -50,11 +52,21 @@ async def test_a_discovery_cut_short_closes_the_client(
         made.append(api)
         return api
 
+    folders: list[str] = []
+    mkdtemp = tempfile.mkdtemp
+
+    def made_folder(**kwargs: Any) -> str:
+        folders.append(mkdtemp(**kwargs))
+        return folders[-1]
+
     monkeypatch.setattr(kube_client, "api_client", api_client)
+    monkeypatch.setattr(tempfile, "mkdtemp", made_folder)
     with pytest.raises(aiohttp.ClientPayloadError):
         await Kube.connect()
     assert len(made) == 1
     assert made[0].rest_client.pool_manager.closed
+    # No discovery cache folder is left behind by the failed try.
+    assert len(folders) == 1 and not Path(folders[0]).exists()  # noqa: ASYNC240
 
 
 async def test_a_startup_cut_short_closes_its_client(monkeypatch: pytest.MonkeyPatch) -> None:
